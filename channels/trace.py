@@ -1,0 +1,55 @@
+"""Trace-driven erasures: a recorded 0/1 per packet (1 = lost), replayed in order."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from channels.base import LossModel
+
+
+def read_trace(path: str | Path) -> np.ndarray:
+    """A file of 0/1 decisions, whitespace- or comma-separated, '#' comments allowed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: loss trace not found")
+    values: list[bool] = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        for tok in line.split("#", 1)[0].replace(",", " ").split():
+            if tok not in ("0", "1"):
+                raise ValueError(f"{path}:{lineno}: {tok!r} is not 0 or 1")
+            values.append(tok == "1")
+    if not values:
+        raise ValueError(f"{path}: loss trace is empty")
+    return np.array(values, dtype=bool)
+
+
+class Trace(LossModel):
+    """Replays ``decisions``; past the end it starts over (``loop``) or loses nothing more."""
+
+    def __init__(self, decisions: np.ndarray, loop: bool = True):
+        super().__init__()
+        self.decisions = np.asarray(decisions, dtype=bool)
+        if self.decisions.size == 0:
+            raise ValueError("loss trace is empty")
+        self.loop = loop
+        self._pos = 0
+
+    @classmethod
+    def from_file(cls, path: str | Path, loop: bool = True) -> "Trace":
+        return cls(read_trace(path), loop)
+
+    def _fill(self, n: int) -> np.ndarray:
+        m = len(self.decisions)
+        idx = self._pos + np.arange(n)
+        self._pos += n
+        if self.loop:
+            return self.decisions[idx % m]
+        out = np.zeros(n, dtype=bool)
+        inside = idx < m
+        out[inside] = self.decisions[idx[inside]]
+        return out
+
+    @property
+    def mean_loss(self) -> float:
+        return float(self.decisions.mean())

@@ -1,0 +1,60 @@
+"""The `synthetic` system: tokens drawn from the seed and a fixed controller, no audio, so
+the network side can be exercised and measured alone."""
+from __future__ import annotations
+
+import numpy as np
+
+from simlab.actors.base import Decoded, Encoded, Timer, Window
+
+N_Q, TOKEN_BITS, CARD = 8, 11, 2048
+
+
+def fixed_mask(quantizers: int, redundant: int, n_q: int = N_Q) -> np.ndarray:
+    """First ``quantizers`` tokens sent, the first ``redundant`` of them twice."""
+    m = np.zeros(n_q, dtype=np.int8)
+    m[:quantizers] = 1
+    m[:min(redundant, quantizers)] = 2
+    return m
+
+
+def mask_string(mask: np.ndarray) -> str:
+    return "".join("012"[int(v)] for v in mask)
+
+
+class SyntheticSystem:
+    name = "synthetic"
+    sample_rate = 24_000
+    frame_samples = 1920
+    lookahead_frames = 0
+    algorithmic_delay_samples = 0
+    stages = ("encoder", "controller", "concealer", "decoder")
+
+    def __init__(self, quantizers: int, redundant: int, rng: np.random.Generator):
+        self.mask = fixed_mask(quantizers, redundant)
+        self.unit_bits = np.full(N_Q, TOKEN_BITS, dtype=np.int64)
+        self.rng = rng
+        self._tokens = np.zeros((0, N_Q), dtype=np.int64)
+        self._i = 0
+        self._info = {"mask": mask_string(self.mask)}
+
+    def _draw(self) -> np.ndarray:
+        if self._i >= len(self._tokens):
+            self._tokens = self.rng.integers(0, CARD, size=(4096, N_Q))
+            self._i = 0
+        self._i += 1
+        return self._tokens[self._i - 1]
+
+    def transmit(self, frame: int, audio, p_hat: float, timer: Timer) -> Encoded:
+        tokens = timer.run("encoder", self._draw)
+        mask = timer.run("controller", lambda: self.mask)
+        # Side information: the mask as two 4-bit counts (tokens sent, tokens doubled).
+        return Encoded(frame, self.unit_bits, mask, 8, tokens, self._info)
+
+    def receive(self, frame: int, window: Window, timer: Timer) -> Decoded:
+        # No concealment and no audio: lost tokens stay lost; the stages still cost their time.
+        timer.run("concealer", lambda: None)
+        timer.run("decoder", lambda: None)
+        return Decoded(None, 0)
+
+    def describe(self) -> dict:
+        return {"system": "synthetic", "mask": mask_string(self.mask)}

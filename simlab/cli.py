@@ -1,0 +1,102 @@
+"""The `simlab` command: thin; each subcommand calls into the package."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from simlab.errors import UserError
+
+
+def _run(args) -> int:
+    from simlab.run import run_scenario
+    from simlab.scenario import load_scenario
+
+    sc = load_scenario(args.scenario, args.set)
+    out = Path(args.out) if args.out else Path("results") / sc.name
+    summary = run_scenario(sc, out, force=args.force)
+    keys = ["packets_sent", "loss_rate", "payload_bps", "header_bps", "ctrl_bps", "total_bps", "eq24_total_bps",
+            "latency_mean_s", "latency_p95_s"]
+    extra = [k for k in summary if k not in keys and k.split("_")[0] in ("visqol", "plcmos", "dnsmos", "wer")]
+    print(f"{sc.name}: wrote {out}/")
+    for k in keys + extra:
+        v = summary.get(k)
+        print(f"  {k:>16} {v:.6g}" if isinstance(v, float) else f"  {k:>16} {v}")
+    return 0
+
+
+def _schema(args) -> int:
+    from simlab.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _check(args) -> int:
+    from simlab.scenario import load_scenario
+
+    sc = load_scenario(args.scenario, args.set)
+    print(json.dumps(sc.resolved(), indent=2))
+    return 0
+
+
+def _bench(args) -> int:
+    from simlab.bench import run_bench
+
+    return run_bench(args.what, quick=args.quick)
+
+
+def _info(args) -> int:
+    from simlab.run import git_commit, versions
+
+    print(json.dumps({"versions": versions(), "git_commit": git_commit()}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="simlab", description="Network simulation testbed for LargeSC.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run one scenario")
+    r.add_argument("scenario")
+    r.add_argument("--out", help="output folder (default results/<scenario name>)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a scenario key")
+    r.add_argument("--force", action="store_true", help="replace an existing output folder")
+    r.set_defaults(fn=_run)
+
+    c = sub.add_parser("check", help="validate a scenario and print it resolved, with defaults")
+    c.add_argument("scenario")
+    c.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
+    c.set_defaults(fn=_check)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
+    s.set_defaults(fn=_schema)
+
+    b = sub.add_parser("bench", help="benchmarks: print speed and memory numbers")
+    b.add_argument("what", nargs="?", default="network", choices=["network", "actors", "codecs", "metrics", "batch",
+                                                                  "all"])
+    b.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the benchmark)")
+    b.set_defaults(fn=_bench)
+
+    i = sub.add_parser("info", help="versions and git commit")
+    i.set_defaults(fn=_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("NO_TORCH_COMPILE", "1")  # moshi compiles for ~20 s otherwise
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as exc:
+        print(f"simlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

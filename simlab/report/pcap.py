@@ -1,0 +1,79 @@
+"""The forward packets as RTP/UDP/IP in a pcap file (dpkt), with simulated timestamps, so
+Wireshark and tshark decode the stream as RTP. Payload bytes are the real ones: the units each
+packet carries, bit-packed after each frame's side information (token systems), or the codec's
+own packet bytes (Opus, AAC). With ROHC the file shows the decompressed headers."""
+from __future__ import annotations
+
+import socket
+import struct
+
+import dpkt
+import numpy as np
+
+#: A fixed start of the simulated clock (2026-01-01T00:00:00Z), so timestamps look like a capture.
+EPOCH = 1767225600.0
+RTP_PORT = 5004
+PAYLOAD_TYPE = 96  # dynamic
+
+
+def pack_units(contents, encoded) -> bytes:
+    chunks: list[bytes] = []
+    bits: list[np.ndarray] = []
+    seen = set()
+    for frame, idx in contents:
+        enc = encoded[frame]
+        if isinstance(enc.payload, (bytes, bytearray)):
+            chunks.append(bytes(enc.payload))
+            continue
+        if frame not in seen and enc.side_bits:
+            seen.add(frame)
+            sent = int((enc.copies > 0).sum())
+            doubled = int((enc.copies > 1).sum())
+            side = (sent << 4 | doubled) & ((1 << enc.side_bits) - 1)
+            bits.append(_bits(side, enc.side_bits))
+        for i in idx:
+            bits.append(_bits(int(enc.payload[i]), int(enc.unit_bits[i])))
+    if bits:
+        chunks.append(np.packbits(np.concatenate(bits)).tobytes())
+    return b"".join(chunks)
+
+
+def _bits(value: int, width: int) -> np.ndarray:
+    return ((value >> np.arange(width - 1, -1, -1)) & 1).astype(np.uint8)
+
+
+class PcapTap:
+    def __init__(self, path, ipv6: bool = False, clock_rate: int = 24000, frame_samples: int = 1920):
+        self._fh = open(path, "wb")
+        self._w = dpkt.pcap.Writer(self._fh, linktype=dpkt.pcap.DLT_EN10MB)
+        self.ipv6 = ipv6
+        self.frame_samples = frame_samples
+        self.count = 0
+
+    def packet(self, pkt, encoded) -> None:
+        payload = pack_units(pkt.contents, encoded)
+        rtp = struct.pack("!BBHII", 0x80, PAYLOAD_TYPE, pkt.seq & 0xFFFF,
+                          (max(pkt.first_frame, 0) * self.frame_samples) & 0xFFFFFFFF,
+                          0x51A0 + pkt.flow) + payload
+        udp = dpkt.udp.UDP(sport=RTP_PORT + 2 * pkt.flow, dport=RTP_PORT + 2 * pkt.flow, data=rtp)
+        udp.ulen = len(udp)
+        if self.ipv6:
+            ip = dpkt.ip6.IP6(src=socket.inet_pton(socket.AF_INET6, "fd00::1"),
+                              dst=socket.inet_pton(socket.AF_INET6, "fd00::2"), nxt=dpkt.ip.IP_PROTO_UDP,
+                              hlim=64, data=udp, plen=len(udp))
+            etype = dpkt.ethernet.ETH_TYPE_IP6
+        else:
+            ip = dpkt.ip.IP(src=socket.inet_aton("192.0.2.1"), dst=socket.inet_aton("192.0.2.2"),
+                            p=dpkt.ip.IP_PROTO_UDP, ttl=64, data=udp)
+            ip.len = len(ip)
+            etype = dpkt.ethernet.ETH_TYPE_IP
+        if not self.ipv6:
+            ip.sum = 0
+            ip = dpkt.ip.IP(bytes(ip))  # computes the checksum
+        eth = dpkt.ethernet.Ethernet(src=b"\x02\x00\x00\x00\x00\x01", dst=b"\x02\x00\x00\x00\x00\x02",
+                                     type=etype, data=ip)
+        self._w.writepkt(bytes(eth), ts=EPOCH + pkt.send_s)
+        self.count += 1
+
+    def close(self) -> None:
+        self._w.close()

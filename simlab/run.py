@@ -1,0 +1,312 @@
+"""`simlab run`: one scenario -> packets.csv, frames.csv, summary.csv, manifest.json (and audio,
+pcap), written into a temporary folder that becomes the output folder only when complete."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from simlab.actors import build_system, system_key
+from simlab.actors.base import Timer
+from simlab.errors import UserError
+from simlab.packets import header_profile
+from simlab.report.csvstream import CsvStream, NullStream
+from simlab.scenario import Scenario
+from simlab.sim.flow import Flow
+from simlab.sim.monitor import FRAME_COLUMNS
+
+PACKET_COLUMNS = ["flow", "seq", "kind", "send_s", "arrival_s", "header_bytes", "payload_bytes",
+                  "payload_bits", "first_frame", "lost", "late", "dropped"]
+
+
+def _packet_row(pkt):
+    return (pkt.flow, pkt.seq, pkt.kind, pkt.send_s, pkt.arrival_s, pkt.header_bytes, pkt.payload_bytes,
+            pkt.payload_bits, pkt.first_frame, int(pkt.lost), int(pkt.late), int(pkt.dropped))
+
+
+class _Frames:
+    """frames.csv, opened at the first row, when the system's own columns are known."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.stream = None
+        self.monitor = None
+
+    def add(self, row) -> None:
+        if self.stream is None:
+            cols = FRAME_COLUMNS + list(self.monitor.info_columns or [])
+            self.stream = CsvStream(self.path, cols) if self.path else NullStream()
+        self.stream.add(row)
+
+    def close(self) -> None:
+        if self.stream is None:
+            self.stream = CsvStream(self.path, FRAME_COLUMNS) if self.path else NullStream()
+        self.stream.close()
+
+
+class _Audio:
+    """Source frames from the scenario's audio (looped to the call's length)."""
+
+    def __init__(self, samples: np.ndarray | None, frame_samples: int):
+        self.samples = samples
+        self.frame_samples = frame_samples
+
+    def __call__(self, n: int):
+        if self.samples is None:
+            return None
+        fs, x = self.frame_samples, self.samples
+        start = (n * fs) % len(x)
+        out = x[start:start + fs]
+        if len(out) < fs:
+            out = np.concatenate([out, x[:fs - len(out)]])
+        return out
+
+
+def _timer(sc: Scenario, system, cuda: bool) -> Timer:
+    from simlab.latency import resolve_profile_path, stage_costs
+
+    if sc.compute.timing == "measured":
+        return Timer("measured", cuda=cuda)
+    if sc.compute.profile is None:
+        return Timer("profile", None)
+    path = resolve_profile_path(sc.compute.profile, sc.base_dir)
+    return Timer("profile", stage_costs(path, system_key(sc.system), system.stages))
+
+
+def _device(sc: Scenario) -> str:
+    if sc.compute.device != "auto":
+        return sc.compute.device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
+    """Run the scenario, writing into ``out`` (None: write nothing, for benchmarks); returns the
+    summary row and the manifest's extra facts."""
+    from simlab.audio import read_audio
+
+    wall0 = time.perf_counter()
+    seeds = np.random.SeedSequence(sc.seed)
+    system_seed, *flow_seeds = seeds.spawn(1 + sc.flows)
+    device = _device(sc)
+    samples = None
+    audio_path = sc.audio_path()
+    system = build_system(sc.system, np.random.default_rng(system_seed), device=device,
+                          seed=int(system_seed.generate_state(1)[0]))
+    if audio_path is not None:
+        samples = read_audio(audio_path, system.sample_rate)
+    elif sc.system.kind != "synthetic":
+        raise UserError(f"audio: system {sc.system.kind} needs an audio file")
+    frame_s = system.frame_samples / system.sample_rate
+    duration = sc.duration_s if sc.duration_s is not None else (
+        len(samples) / system.sample_rate if samples is not None else 60.0)
+    n_frames = max(1, int(math.floor(duration / frame_s + 1e-9)))
+    headers = header_profile(sc.network.headers, sc.network.rohc.steady_bytes, sc.network.rohc.refresh_bytes,
+                             sc.network.rohc.refresh_every)
+    cuda = device == "cuda"
+    tx_timer, rx_timer = _timer(sc, system, cuda), _timer(sc, system, cuda)
+
+    env = simpy.Environment()
+    packets = CsvStream(out / "packets.csv", PACKET_COLUMNS) if out else NullStream()
+    frames = _Frames(out / "frames.csv" if out else None)
+    source = _Audio(samples, system.frame_samples)
+    audio_out = None
+    if out and samples is not None and sc.outputs.audio and sc.flows == 1:
+        from simlab.report.audio_out import AudioPair
+
+        audio_out = AudioPair(out, system.sample_rate, system.frame_samples, system.algorithmic_delay_samples)
+    pcap = None
+    if out and sc.outputs.pcap:
+        from simlab.report.pcap import PcapTap
+
+        pcap = PcapTap(out / "forward.pcap", ipv6=sc.network.headers == "ipv6",
+                       frame_samples=system.frame_samples)
+    stats = {"media": [0, 0, 0, 0, 0, 0], "feedback": [0, 0]}  # sent, lost, dropped, late, hdr B, payload B
+
+    def record(pkt):
+        if pkt.kind == "feedback":
+            s = stats["feedback"]
+            s[0] += 1
+            s[1] += pkt.size_bytes
+        else:
+            s = stats["media"]
+            s[0] += 1
+            s[1] += pkt.lost
+            s[2] += pkt.dropped
+            s[3] += pkt.late
+            if not pkt.dropped:
+                s[4] += pkt.header_bytes
+                s[5] += pkt.payload_bytes
+        packets.add(_packet_row(pkt))
+
+    flows = []
+    for i, fs in enumerate(flow_seeds):
+        names = ["forward_loss", "forward_jitter", "reverse_loss", "reverse_jitter"]
+        rngs = {k: np.random.default_rng(s) for k, s in zip(names, fs.spawn(len(names)))}
+        play = None
+        if audio_out is not None:
+            play = audio_out.play
+        flow = Flow(env, i, sc, system if i == 0 else build_system(
+                        sc.system, np.random.default_rng(fs.spawn(1)[0]), device=device, seed=i),
+                    tx_timer, rx_timer, headers, rngs, n_frames, source, record, frames.add, play, sc.path)
+        if pcap is not None and i == 0:
+            flow.sender.tap = pcap.packet
+        frames.monitor = flow.monitor
+        flows.append(flow)
+    for f in flows:
+        f.start()
+        if audio_out is not None:
+            audio_out.reference(source, n_frames)
+    env.run()
+    for f in flows:
+        f.finish()
+    packets.close()
+    frames.close()
+    if audio_out is not None:
+        audio_out.close()
+    if pcap is not None:
+        pcap.close()
+    summary = summarize(sc, flows, stats, n_frames * frame_s, headers, system)
+    facts = {"wall_s": time.perf_counter() - wall0, "system": system.describe(), "device": device,
+             "frames": n_frames, "events_processed": None}
+    return {"summary": summary, "facts": facts}
+
+
+def summarize(sc, flows, stats, duration_s, headers, system) -> dict:
+    n = len(flows)
+    sent, lost, dropped, late, hdr_b, pay_b = stats["media"]
+    fb_sent, fb_bytes = stats["feedback"]
+    # Reports due within the call (those made while the last frames drained are not counted).
+    in_call = [math.floor(duration_s / sc.feedback.interval_s + 1e-9)] * n
+    per_report = fb_bytes / fb_sent if fb_sent else 0
+    per = duration_s * n
+    payload_bps = pay_b * 8 / per
+    header_bps = hdr_b * 8 / per
+    ctrl_bps = sum(in_call) * per_report * 8 / per
+    frame_s = duration_s / max(1, flows[0].monitor.totals["frames"])
+    pkts_per_s = 1.0 / (sc.packetization.frames_per_packet * frame_s)
+    ctrl_pred = sc.feedback.report_bytes * 8 / sc.feedback.interval_s
+    if sc.feedback.accounting == "rtcp":
+        ctrl_pred += flows[0].feedback.overhead_bytes * 8 / sc.feedback.interval_s
+    tot = {k: sum(f.monitor.totals[k] for f in flows) for k in flows[0].monitor.totals}
+    lat = flows[0].monitor.latency if n == 1 else _merge([f.monitor.latency for f in flows])
+    eq22 = flows[0].monitor.eq22 if n == 1 else _merge([f.monitor.eq22 for f in flows])
+    comps = {}
+    for key in flows[0].monitor.component_sums:
+        s = sum(f.monitor.component_sums[key] for f in flows)
+        c = sum(f.monitor.component_counts[key] for f in flows)
+        comps[key.replace("_s", "_mean_s")] = s / c if c else float("nan")
+    return {
+        "name": sc.name, "system": system_key(sc.system), "seed": sc.seed, "duration_s": duration_s,
+        "flows": n, "frames": tot["frames"],
+        "packets_sent": sent, "packets_lost": lost, "packets_dropped": dropped, "packets_late": late,
+        "loss_rate": (lost + dropped) / sent if sent else float("nan"),
+        "late_rate": late / sent if sent else float("nan"),
+        "payload_bps": payload_bps, "header_bps": header_bps, "ctrl_bps": ctrl_bps,
+        "total_bps": payload_bps + header_bps + ctrl_bps,
+        "eq24_total_bps": payload_bps + pkts_per_s * headers.mean_bytes() * 8 + ctrl_pred,
+        "reports_sent": fb_sent, "reports_lost": sum(f.feedback.lost for f in flows),
+        "latency_mean_s": lat.mean, "latency_p95_s": lat.quantile(0.95),
+        "eq22_latency_mean_s": eq22.mean, **comps,
+        "tokens_sent": tot["tokens_sent"], "tokens_repeated": tot["tokens_repeated"],
+        "tokens_received": tot["tokens_received"], "tokens_lost": tot["tokens_lost"],
+        "tokens_late": tot["tokens_late"], "tokens_concealed": tot["tokens_concealed"],
+    }
+
+
+def _merge(stats_list):
+    from simlab.report.quantiles import StreamStats
+
+    m = StreamStats()
+    for s in stats_list:
+        m.bins += s.bins
+        m.n += s.n
+        m.total += s.total
+        m.max = max(m.max, s.max)
+    return m
+
+
+def versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("simlab", "numpy", "simpy", "pandas", "pydantic", "torch", "moshi", "peft", "opuslib", "av"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        r = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                           timeout=5)
+        if r.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return r.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    import csv
+
+    from simlab.report.csvstream import _cell
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(list(summary))
+        w.writerow([_cell(v) for v in summary.values()])
+
+
+def run_scenario(sc: Scenario, out_dir: str | Path, force: bool = False, progress=None) -> dict:
+    """Run and write the outputs atomically: a temporary sibling folder renamed into place."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise UserError(f"{out_dir}: output folder exists and is not empty (use --force to replace it)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        result = simulate(sc, tmp, progress)
+        summary = result["summary"]
+        if sc.metrics:
+            summary.update(_score(sc, tmp))
+        write_summary(tmp / "summary.csv", summary)
+        warnings = list(result["facts"]["system"].get("warnings", []))
+        manifest = {"scenario": sc.resolved(), "seed": sc.seed, "versions": versions(), "git_commit": git_commit(),
+                    "warnings": warnings, **result["facts"]}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _score(sc: Scenario, folder: Path) -> dict:
+    """Quality metrics named by the scenario, as summary columns (simlab.metrics)."""
+    from simlab.metrics import compute_metrics  # noqa: F401  (the metrics package)
+    from simlab.metrics.run import score_run
+
+    return score_run(sc, folder)

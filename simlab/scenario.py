@@ -1,0 +1,400 @@
+"""YAML scenario -> typed, validated `Scenario`. Every error names its key path, in one line.
+
+The format is declared once, as pydantic models: validation, defaults and the JSON Schema that
+`simlab schema` prints all come from these classes.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simlab.errors import UserError
+
+
+def _in(lo: float, hi: float):
+    def check(v):
+        if not lo <= v <= hi:
+            raise ValueError(f"{v!r} is not in [{lo:g}, {hi:g}]")
+        return v
+    return AfterValidator(check)
+
+
+def _ge(lo: float):
+    def check(v):
+        if not v >= lo:
+            raise ValueError(f"{v!r} is not >= {lo:g}")
+        return v
+    return AfterValidator(check)
+
+
+def _gt(lo: float):
+    def check(v):
+        if not v > lo:
+            raise ValueError(f"{v!r} is not > {lo:g}")
+        return v
+    return AfterValidator(check)
+
+
+Prob = Annotated[float, _in(0, 1)]
+Seconds = Annotated[float, _ge(0)]
+PosSeconds = Annotated[float, _gt(0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# -- loss models (channels/) -------------------------------------------------------------------
+class UniformLoss(Strict):
+    model: Literal["uniform"]
+    p: Prob = 0.0
+
+
+class GilbertElliottLoss(Strict):
+    """Either the chain (p, r, loss_good, loss_bad) or an average loss and a mean burst length."""
+
+    model: Literal["gilbert_elliott"]
+    p: Optional[Prob] = None
+    r: Optional[Prob] = None
+    loss_good: Prob = 0.0
+    loss_bad: Prob = 1.0
+    loss: Optional[Annotated[float, _in(0, 0.999)]] = None
+    burst: Optional[Annotated[float, _ge(1)]] = None
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if self.loss is not None or self.burst is not None:
+            if self.loss is None or self.burst is None:
+                raise ValueError("give both loss and burst, or p and r")
+            if self.p is not None or self.r is not None:
+                raise ValueError("give loss and burst, or p and r, not both")
+        elif self.p is None or self.r is None:
+            raise ValueError("give p and r (transition probabilities), or loss and burst")
+        elif self.p + self.r == 0:
+            raise ValueError("p and r are both 0: the chain never moves")
+        return self
+
+
+class TraceLoss(Strict):
+    model: Literal["trace"]
+    file: str
+    loop: bool = True
+
+
+LossSpec = Annotated[Union[UniformLoss, GilbertElliottLoss, TraceLoss], Field(discriminator="model")]
+
+
+class Phase(Strict):
+    until_s: PosSeconds
+    loss: LossSpec
+
+
+class Link(Strict):
+    bandwidth_bps: Annotated[float, _gt(0)] = 1_000_000.0
+    delay_s: Seconds = 0.02
+    jitter_s: Seconds = 0.0
+    queue_packets: Optional[Annotated[int, _ge(1)]] = None  # FIFO cap; None = unbounded
+    loss: LossSpec = UniformLoss(model="uniform", p=0.0)
+    schedule: list[Phase] = []
+
+    @model_validator(mode="after")
+    def _increasing(self):
+        ends = [ph.until_s for ph in self.schedule]
+        if any(b <= a for a, b in zip(ends, ends[1:])):
+            raise ValueError("schedule: until_s must increase from phase to phase")
+        return self
+
+
+class Rohc(Strict):
+    steady_bytes: Annotated[int, _ge(1)] = 3
+    refresh_bytes: Annotated[int, _ge(1)] = 44
+    refresh_every: Annotated[int, _ge(0)] = 32
+
+
+class Network(Strict):
+    headers: Literal["ipv4", "ipv6", "rohc"] = "ipv4"
+    rohc: Rohc = Rohc()
+    forward: Link = Link()
+    reverse: Link = Link()
+
+
+# -- systems (simlab/actors/) -------------------------------------------------------------------
+class SyntheticSystem(Strict):
+    """Tokens drawn from the seed, a fixed controller: the network alone, no audio."""
+
+    kind: Literal["synthetic"]
+    quantizers: Annotated[int, _in(0, 8)] = 8
+    redundant: Annotated[int, _in(0, 8)] = 0
+
+
+class LargeSCSystem(Strict):
+    kind: Literal["largesc"]
+    profile: str = "small"
+    quantizers: Annotated[int, _in(1, 16)] = 8
+    controller: Literal["learned", "fixed"] = "learned"
+    redundant: Annotated[int, _in(0, 8)] = 0
+    concealer: Literal["lm", "repeat", "drop"] = "lm"
+    greedy: bool = True
+
+
+class OpusSystem(Strict):
+    kind: Literal["opus"]
+    bitrate_bps: Annotated[int, _in(6000, 510000)] = 8000
+    frame_ms: Literal[20, 40, 60] = 60
+    fec: bool = True
+    application: Literal["voip", "audio", "restricted_lowdelay"] = "voip"
+
+
+class AacSystem(Strict):
+    kind: Literal["aac"]
+    bitrate_bps: Annotated[int, _in(4000, 320000)] = 16000
+
+
+SystemSpec = Annotated[Union[SyntheticSystem, LargeSCSystem, OpusSystem, AacSystem], Field(discriminator="kind")]
+
+
+class Packetization(Strict):
+    frames_per_packet: Annotated[int, _in(1, 64)] = 2
+    interleave: bool = False
+    redundancy: Literal["same", "next", "own"] = "next"
+
+
+class Ewma(Strict):
+    kind: Literal["ewma"]
+    alpha: Annotated[float, _in(1e-6, 1)] = 0.1
+
+
+class WindowEstimator(Strict):
+    kind: Literal["window"]
+    window_s: PosSeconds = 1.0
+
+
+Estimator = Annotated[Union[Ewma, WindowEstimator], Field(discriminator="kind")]
+
+
+class Feedback(Strict):
+    interval_s: PosSeconds = 0.1
+    report_bytes: Annotated[int, _in(1, 1500)] = 1
+    estimator: Estimator = Ewma(kind="ewma")
+    accounting: Literal["payload", "rtcp"] = "payload"
+    initial_p: Prob = 0.0  # what the sender assumes before the first report arrives
+
+
+class Receiver(Strict):
+    playout_delay_s: Seconds = 0.4
+
+
+class Compute(Strict):
+    timing: Literal["profile", "measured"] = "profile"
+    profile: Optional[str] = None  # latency profile file; None: compute takes no simulated time
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Outputs(Strict):
+    pcap: bool = False
+    audio: bool = True  # received.wav / reference.wav when the system makes audio
+
+
+class Scenario(Strict):
+    name: str = "scenario"
+    seed: Annotated[int, _ge(0)] = 0
+    duration_s: Optional[PosSeconds] = None  # default: the audio's length, or 60 s without audio
+    audio: Optional[Union[str, list[str]]] = None  # the first file that exists is used
+    transcript: Optional[str] = None
+    flows: Annotated[int, _in(1, 100000)] = 1
+    system: SystemSpec = SyntheticSystem(kind="synthetic")
+    packetization: Packetization = Packetization()
+    network: Network = Network()
+    feedback: Feedback = Feedback()
+    receiver: Receiver = Receiver()
+    compute: Compute = Compute()
+    outputs: Outputs = Outputs()
+    metrics: list[str] = []
+    base_dir: str = Field(default=".", exclude=True, description="folder relative paths start from")
+
+    def path(self, p: str) -> Path:
+        """A path from the scenario, relative to the scenario file's folder; ``package:NAME`` is a
+        file shipped in simlab/data, ``shared:SUB`` one in ../shared/speech."""
+        from simlab.audio import SHARED_SPEECH, SHIPPED_CLIP
+
+        if p.startswith("package:"):
+            return SHIPPED_CLIP.parent / p[len("package:"):]
+        if p.startswith("shared:"):
+            return SHARED_SPEECH / p[len("shared:"):]
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else Path(self.base_dir) / q
+
+    def audio_path(self) -> Path | None:
+        if self.audio is None:
+            return None
+        cands = [self.audio] if isinstance(self.audio, str) else self.audio
+        for c in cands:
+            if self.path(c).is_file():
+                return self.path(c)
+        raise UserError(f"audio: none of {', '.join(cands)} exists")
+
+    def resolved(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+_UNION_TAGS = {"uniform", "gilbert_elliott", "trace", "synthetic", "largesc", "opus", "aac", "ewma", "window"}
+_TYPE_NAMES = {"float": "a number", "int": "an integer", "bool": "true or false", "string": "a string",
+               "dict": "a mapping", "list": "a list", "model": "a mapping"}
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys the model at ``loc`` accepts (for did-you-mean)."""
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        if part in _UNION_TAGS:
+            model = _tagged(part)
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _tagged(tag: str):
+    for cls in (UniformLoss, GilbertElliottLoss, TraceLoss, SyntheticSystem, LargeSCSystem, OpusSystem,
+                AacSystem, Ewma, WindowEstimator):
+        lit = cls.model_fields.get("model") or cls.model_fields.get("kind")
+        if lit is not None and tag in getattr(lit.annotation, "__args__", ()):
+            return cls
+    return None
+
+
+def _model_of(ann):
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        m = _model_of(arg)
+        if m is not None:
+            return m
+    return None
+
+
+def _format_error(err: dict) -> str:
+    loc = tuple(p for p in err["loc"] if p not in _UNION_TAGS)
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        key = str(err["loc"][-1])
+        allowed = [f for f in _fields_at(err["loc"][:-1]) if f != "base_dir"]
+        near = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else f" (known: {', '.join(allowed)})"
+        return f"{path}: unknown key{hint}"
+    if kind == "missing":
+        return f"{path}: missing (required)"
+    if kind == "literal_error":
+        return f"{path}: {value!r} is not one of {err['ctx']['expected'].replace(chr(39), '')}"
+    if kind == "union_tag_invalid":
+        tags = err["ctx"]["expected_tags"].replace("'", "")
+        near = difflib.get_close_matches(str(err["ctx"]["tag"]), tags.split(", "), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        return f"{path}.{err['ctx']['discriminator'].strip(chr(39))}: {err['ctx']['tag']!r} is not one of {tags}{hint}"
+    if kind == "union_tag_not_found":
+        return f"{path}: needs {err['ctx']['discriminator']}"
+    if kind == "value_error":
+        return f"{path}: {err['msg'].removeprefix('Value error, ')}"
+    base = kind.split("_")[0]
+    if base in _TYPE_NAMES:
+        return f"{path}: expected {_TYPE_NAMES[base]}, got {value!r}"
+    return f"{path}: {err['msg']}"
+
+
+def parse_scenario(data: Any, base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
+    if data is None:
+        raise UserError(f"{source}: scenario is empty")
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a scenario is a mapping of keys, got {type(data).__name__}")
+    try:
+        return Scenario.model_validate({**data, "base_dir": str(base_dir)})
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise UserError(f"{source}: {_format_error(errors[0])}{more}") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}") from None
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``a.b.c=value`` (value parsed as YAML; list items by index: ``schedule.0.until_s=5``)."""
+    import copy
+
+    data = copy.deepcopy(data) if data is not None else {}
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item}: expected KEY.PATH=VALUE")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise UserError(f"--set {item}: value is not valid YAML") from None
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                try:
+                    idx = int(part)
+                    node[idx]
+                except (ValueError, IndexError):
+                    raise UserError(f"--set {key}: {part!r} is not an index of the list at "
+                                    f"{'.'.join(parts[:i])}") from None
+                if last:
+                    node[idx] = value
+                else:
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if not isinstance(node.get(part), (dict, list)):
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise UserError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+    return data
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    path = Path(path)
+    data = read_yaml(path)
+    if data is None:
+        raise UserError(f"{path}: scenario is empty")
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a scenario is a mapping of keys, got {type(data).__name__}")
+    data = apply_overrides(data, overrides or [])
+    return parse_scenario(data, path.parent, str(path))
+
+
+def json_schema() -> dict:
+    schema = Scenario.model_json_schema()
+    schema.get("properties", {}).pop("base_dir", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "simlab scenario"
+    return schema

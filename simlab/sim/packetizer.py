@@ -1,0 +1,68 @@
+"""Frames -> packets: frames per packet, the paper's interleaver, and where the second copy of
+an m = 2 unit travels (``same`` packet, ``next`` packet, or a packet of its ``own``)."""
+from __future__ import annotations
+
+from simlab.packets import (HeaderProfile, Packet, interleaved_contents, payload_bits, plain_contents,
+                            redundant_contents)
+
+
+class Packetizer:
+    """Turns a group of encoded frames into packets, in sending order.
+
+    A group is one packet's frames, or two packets' when interleaving (the swap pairs adjacent
+    packets, so the first must wait for the second's frames: that wait shows in t_context).
+    """
+
+    def __init__(self, flow: int, frames_per_packet: int, interleave: bool, redundancy: str,
+                 headers: HeaderProfile):
+        self.flow = flow
+        self.frames_per_packet = frames_per_packet
+        self.interleave = interleave
+        self.redundancy = redundancy
+        self.headers = headers
+        self.group_frames = frames_per_packet * (2 if interleave else 1)
+        self._seq = 0
+        self._carry: list = []  # second copies waiting for the next packet (redundancy: next)
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames the receiver must wait beyond frame n for all of its copies to have been sent."""
+        return self.group_frames if self.redundancy == "next" else 0
+
+    def packets(self, frames: list[int], encoded: dict) -> list[Packet]:
+        copies = {f: encoded[f].copies for f in frames}
+        F = self.frames_per_packet
+        chunks = [frames[i:i + F] for i in range(0, len(frames), F)]
+        if self.interleave and len(chunks) == 2 and len(chunks[0]) == len(chunks[1]):
+            firsts = list(interleaved_contents(chunks[0], chunks[1], copies))
+        else:
+            firsts = [plain_contents(c, copies) for c in chunks]
+        out = []
+        for chunk, first in zip(chunks, firsts):
+            second = [(f, idx[copies[f][idx] > 1]) for f, idx in first]
+            second = [(f, idx) for f, idx in second if idx.size]
+            if self.redundancy == "same":
+                out.append(self._make("media", first + second, encoded, chunk[0]))
+            elif self.redundancy == "next":
+                out.append(self._make("media", first + self._carry, encoded, chunk[0]))
+                self._carry = second
+            else:  # own
+                out.append(self._make("media", first, encoded, chunk[0]))
+                if second:
+                    out.append(self._make("redundant", second, encoded, chunk[0]))
+        return out
+
+    def flush(self, encoded: dict) -> list[Packet]:
+        """At the end of the call: second copies still waiting go in a packet of their own."""
+        if not self._carry:
+            return []
+        pkt = self._make("redundant", self._carry, encoded, self._carry[0][0])
+        self._carry = []
+        return [pkt]
+
+    def _make(self, kind, contents, encoded, first_frame) -> Packet:
+        # ``encoded`` must also hold the frames whose carried copies ride along (previous group).
+        pkt = Packet(self.flow, self._seq, kind, self.headers.header_bytes(self._seq),
+                     payload_bits(contents, encoded), contents, first_frame)
+        self._seq += 1
+        return pkt

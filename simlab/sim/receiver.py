@@ -1,0 +1,77 @@
+"""The receiving side: jitter buffer with a playout deadline, de-interleaving by unit labels,
+concealer and decoder on the RX device, playout."""
+from __future__ import annotations
+
+from typing import Callable
+
+import simpy
+
+from simlab.actors.base import Received, System, Timer
+from simlab.packets import Packet
+from simlab.sim.clock import Fifo
+from simlab.sim.feedback import Feedback
+from simlab.sim.monitor import Monitor
+
+
+class Receiver:
+    """Frame n is released at ``n * frame_s + playout_delay_s + lookahead_frames * frame_s``: a
+    unit arriving by then is used, later is late (lost to the decoder). The lookahead is what
+    the system (the LM's one-step acoustic delay, Opus FEC) and the packetizer (copies in the
+    next packet) need to see beyond frame n; its cost is latency.
+
+    Releases happen lazily but exactly: before an arrival at t is counted, every frame due
+    before t is released with what had arrived by its deadline.
+    """
+
+    def __init__(self, env: simpy.Environment, system: System, timer: Timer, monitor: Monitor,
+                 feedback: Feedback, n_frames: int, frame_s: float, playout_delay_s: float,
+                 lookahead_frames: int, play: Callable[[int, object], None] | None = None):
+        self.env = env
+        self.system = system
+        self.timer = timer
+        self.monitor = monitor
+        self.feedback = feedback
+        self.n_frames = n_frames
+        self.frame_s = frame_s
+        self.playout_delay_s = playout_delay_s
+        self.lookahead_frames = lookahead_frames
+        self.play = play
+        self.device = Fifo()
+        self._next = 0  # next frame to release
+        self._limit = -1  # frames beyond this are outside the current window
+
+    def release_s(self, n: int) -> float:
+        return (n + self.lookahead_frames) * self.frame_s + self.playout_delay_s
+
+    def put(self, pkt: Packet) -> None:
+        t = self.env.now
+        self.feedback.arrived(t, pkt)
+        self.release_until(t)
+        self.monitor.copies_delivered(pkt, self._in_time)
+
+    def _in_time(self, st) -> bool:
+        return not st.released
+
+    def get(self, m: int) -> Received | None:
+        """The `Window` the system sees while frame ``_next`` is released."""
+        if m > self._limit:
+            return None
+        return self.monitor.received(m)
+
+    def release_until(self, t: float, inclusive: bool = False) -> None:
+        while self._next < self.n_frames:
+            n = self._next
+            rel = self.release_s(n)
+            if rel > t or (rel == t and not inclusive):
+                break
+            self._limit = n + self.lookahead_frames
+            dec = self.system.receive(n, self, self.timer)
+            rx = self.timer.take()
+            start, end = self.device.serve(rel, sum(rx.values()))
+            self.monitor.released(n, rel, dec, rx, start, end)
+            if self.play is not None:
+                self.play(n, dec.audio)
+            self._next += 1
+
+    def finish(self) -> None:
+        self.release_until(float("inf"), inclusive=True)

@@ -1,0 +1,84 @@
+"""The sending side of a call: source frames -> encoder and controller on the TX device ->
+packetizer -> link."""
+from __future__ import annotations
+
+from typing import Callable
+
+import simpy
+
+from simlab.actors.base import System, Timer
+from simlab.sim.clock import Fifo, call_at
+from simlab.sim.feedback import Feedback
+from simlab.sim.monitor import Monitor
+from simlab.sim.packetizer import Packetizer
+
+
+class Sender:
+    """Wakes once per packet group, when the group's last frame has been captured, and runs
+    each frame through the system's TX stages at the frame's own capture time on the TX device
+    (a FIFO): what the controller sees is p-hat as it was when that frame was captured.
+
+    ``audio(n)`` gives frame n's samples (None for systems without audio); ``out`` is the
+    forward link's ``put``.
+    """
+
+    def __init__(self, env: simpy.Environment, system: System, timer: Timer, packetizer: Packetizer,
+                 monitor: Monitor, feedback: Feedback, audio: Callable[[int], object], n_frames: int,
+                 frame_s: float):
+        self.env = env
+        self.system = system
+        self.timer = timer
+        self.packetizer = packetizer
+        self.monitor = monitor
+        self.feedback = feedback
+        self.audio = audio
+        self.n_frames = n_frames
+        self.frame_s = frame_s
+        self.device = Fifo()
+        self.out: Callable | None = None
+        self.tap: Callable | None = None  # tap(packet, encoded frames) after each send (pcap)
+        self._encoded: dict = {}
+
+    def start(self) -> None:
+        if self.n_frames:
+            self._wake_for(0)
+
+    def _wake_for(self, g: int) -> None:
+        G = self.packetizer.group_frames
+        last = min((g + 1) * G, self.n_frames) - 1
+        call_at(self.env, (last + 1) * self.frame_s, self._group, g)
+
+    def _group(self, g: int) -> None:
+        G = self.packetizer.group_frames
+        frames = list(range(g * G, min((g + 1) * G, self.n_frames)))
+        end = self.env.now
+        for n in frames:
+            ready = (n + 1) * self.frame_s
+            p_hat = self.feedback.p_hat(ready)
+            enc = self.system.transmit(n, self.audio(n), p_hat, self.timer)
+            tx = self.timer.take()
+            _, end = self.device.serve(ready, sum(tx.values()))
+            self._encoded[n] = enc
+            self.monitor.encoded(n, enc, tx, p_hat)
+        pkts = self.packetizer.packets(frames, self._encoded)
+        last_group = frames[-1] == self.n_frames - 1
+        if last_group:
+            pkts += self.packetizer.flush(self._encoded)
+        for pkt in pkts:
+            self.monitor.packet_made(pkt)
+        # Encoded frames of the group before are still needed for copies carried into this one.
+        for n in [k for k in self._encoded if k < frames[0] - G]:
+            del self._encoded[n]
+        known = dict(self._encoded) if self.tap is not None else None
+        if end <= self.env.now:
+            self._send(pkts, known)
+        else:
+            call_at(self.env, end, self._send, pkts, known)
+        if not last_group:
+            self._wake_for(g + 1)
+
+    def _send(self, pkts, known) -> None:
+        for pkt in pkts:
+            self.out(pkt)
+            if self.tap is not None:
+                self.tap(pkt, known)

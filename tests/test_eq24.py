@@ -1,0 +1,55 @@
+"""Eq. (24): R_total = R_payload + N_pkt R_header + R_ctrl, as the link carried it."""
+import math
+
+import pytest
+
+from helpers import run, tables
+
+
+def test_eq24_ipv4_payload_accounting(tmp_path):
+    out, s = run(tmp_path)
+    pk, fr, summ = tables(out)
+    assert s["header_bps"] == pytest.approx(2000, rel=0.005)
+    assert s["ctrl_bps"] == pytest.approx(80, rel=0.005)
+    assert s["total_bps"] == pytest.approx(s["payload_bps"] + s["header_bps"] + s["ctrl_bps"])
+    assert s["eq24_total_bps"] == pytest.approx(s["total_bps"], rel=0.005)
+    media = pk[pk.kind != "feedback"]
+    # What the link carried, recounted from packets.csv.
+    assert s["payload_bps"] == pytest.approx(media.payload_bytes.sum() * 8 / 60)
+    assert s["header_bps"] == pytest.approx(media.header_bytes.sum() * 8 / 60)
+    # Payload bits become whole bytes; 2 frames x 8 tokens x 11 bits + 2 x 8 bits of mask.
+    assert (media.payload_bits == 2 * 8 * 11 + 16).all() and (media.payload_bytes == 24).all()
+    assert summ["packets_sent"] == len(media) == 375
+
+
+@pytest.mark.parametrize("headers,bps", [("ipv4", 2000), ("ipv6", 3000)])
+def test_header_profiles(tmp_path, headers, bps):
+    _, s = run(tmp_path, overrides=[f"network.headers={headers}", "duration_s=20"])
+    assert s["header_bps"] == pytest.approx(bps, rel=0.005)
+
+
+def test_rohc_refresh(tmp_path):
+    _, s = run(tmp_path, overrides=["network.headers=rohc", "network.rohc={steady_bytes: 3, refresh_bytes: 44, "
+                                                            "refresh_every: 25}", "duration_s=40"])
+    per_packet = (44 + 24 * 3) / 25
+    assert s["header_bps"] == pytest.approx(per_packet * 8 * 6.25, rel=0.005)
+
+
+def test_rtcp_accounting(tmp_path):
+    _, s = run(tmp_path, overrides=["feedback.accounting=rtcp", "duration_s=20"])
+    # 1-byte report + RTCP header/SSRC (8) + UDP/IPv4 (28) = 37 B every 100 ms.
+    assert s["ctrl_bps"] == pytest.approx(37 * 8 * 10, rel=0.005)
+    assert s["eq24_total_bps"] == pytest.approx(s["total_bps"], rel=0.005)
+
+
+def test_redundancy_costs(tmp_path):
+    base = ["system.redundant=2", "duration_s=20", "network.forward.loss.p=0"]
+    _, same = run(tmp_path, overrides=base + ["packetization.redundancy=same"], name="same")
+    _, nxt = run(tmp_path, overrides=base + ["packetization.redundancy=next"], name="next")
+    _, own = run(tmp_path, overrides=base + ["packetization.redundancy=own"], name="own")
+    # Same bits of tokens either way; 'own' pays a header per extra packet, 'next' pays latency.
+    assert own["header_bps"] == pytest.approx(2 * same["header_bps"], rel=0.01)
+    assert nxt["latency_mean_s"] == pytest.approx(same["latency_mean_s"] + 0.16, abs=1e-9)
+    assert own["latency_mean_s"] == pytest.approx(same["latency_mean_s"], abs=1e-9)
+    # Per packet: 2 frames x (8 + 2 doubled) tokens x 11 bits + 2 masks x 8 bits, in whole bytes.
+    assert same["payload_bps"] == pytest.approx(math.ceil((2 * 10 * 11 + 16) / 8) * 8 * 6.25)
