@@ -60,7 +60,8 @@ def header_profile(name: str, steady_bytes: int = 3, refresh_bytes: int = 44,
 
 
 class Packet:
-    """One packet. ``contents`` lists (frame, unit indices) for every copy of units it holds."""
+    """One packet. ``contents`` lists (frame, unit mask, units, bits) for every copy of units it
+    holds (see `Layout`)."""
 
     __slots__ = ("flow", "seq", "kind", "send_s", "arrival_s", "header_bytes", "payload_bits",
                  "contents", "lost", "late", "dropped", "first_frame")
@@ -89,15 +90,69 @@ class Packet:
         return self.header_bytes + self.payload_bytes
 
 
-def payload_bits(contents: Sequence[tuple[int, np.ndarray]], encoded) -> int:
-    """Bits of the units carried plus each touched frame's side information, once per frame.
-    ``encoded[frame]`` has ``unit_bits`` and ``side_bits`` (an `Encoded`)."""
+class Layout:
+    """Which units of a frame are sent once or twice, as bit masks, and their sizes.
+
+    Masks make a packet's bookkeeping integer arithmetic: a content entry is
+    (frame, mask, units, bits). Layouts are shared between frames with the same copies and
+    unit sizes (a fixed controller makes one layout for a whole call).
+    """
+
+    __slots__ = ("n_units", "sent", "double", "unit_bits", "_bits")
+
+    def __init__(self, copies: np.ndarray, unit_bits: np.ndarray):
+        c = np.asarray(copies)
+        self.n_units = len(c)
+        self.sent = _mask(np.flatnonzero(c > 0))
+        self.double = _mask(np.flatnonzero(c > 1))
+        self.unit_bits = [int(b) for b in unit_bits]
+        self._bits: dict[int, int] = {}
+
+    def entry(self, frame: int, mask: int) -> tuple[int, int, int, int]:
+        bits = self._bits.get(mask)
+        if bits is None:
+            bits = self._bits[mask] = sum(b for i, b in enumerate(self.unit_bits) if mask >> i & 1)
+        return (frame, mask, mask.bit_count(), bits)
+
+
+_LAYOUTS: dict[tuple, Layout] = {}
+
+
+def layout_of(copies: np.ndarray, unit_bits: np.ndarray) -> Layout:
+    key = (copies.tobytes(), unit_bits.tobytes())
+    lay = _LAYOUTS.get(key)
+    if lay is None:
+        if len(_LAYOUTS) > 4096:
+            _LAYOUTS.clear()
+        lay = _LAYOUTS[key] = Layout(copies, unit_bits)
+    return lay
+
+
+def _mask(idx) -> int:
+    m = 0
+    for i in idx:
+        m |= 1 << int(i)
+    return m
+
+
+def mask_indices(mask: int) -> list[int]:
+    return [i for i in range(mask.bit_length()) if mask >> i & 1]
+
+
+def mask_array(mask: int, n: int) -> np.ndarray:
+    """A bit mask as a bool array of n units."""
+    return ((mask >> np.arange(n)) & 1).astype(bool)
+
+
+def payload_bits(contents, side_bits) -> int:
+    """Bits of the units carried plus each touched frame's side information, once per frame
+    (``side_bits[frame]``)."""
     bits = 0
     frames = set()
-    for frame, idx in contents:
-        bits += int(encoded[frame].unit_bits[idx].sum())
+    for frame, _mask_, _n, b in contents:
+        bits += b
         frames.add(frame)
-    return bits + sum(encoded[f].side_bits for f in frames)
+    return bits + sum(side_bits[f] for f in frames)
 
 
 def swap_even(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,40 +166,34 @@ def swap_even(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a2, b2
 
 
-def interleaved_contents(frames_a: Sequence[int], frames_b: Sequence[int],
-                         copies: dict) -> tuple[list, list]:
-    """(frame, unit indices) carried by two paired packets after ``swap_even``, first copies
-    only; units not sent (copies 0) are skipped."""
-    n_units = len(copies[frames_a[0]])
-    labels_a = np.repeat(np.asarray(frames_a)[:, None], n_units, axis=1)
-    labels_b = np.repeat(np.asarray(frames_b)[:, None], n_units, axis=1)
+EVEN = int("01" * 32, 2)  # bits 0, 2, 4, ...
+ODD = EVEN << 1
+
+
+def interleaved_contents(frames_a, frames_b, layouts) -> tuple[list, list]:
+    """Content entries of two paired packets after ``swap_even`` (first copies only): packet a
+    keeps its frames' odd units and takes the even units of b's frames, and vice versa."""
+    ca, cb = [], []
+    for fa, fb in zip(frames_a, frames_b):
+        la, lb = layouts[fa], layouts[fb]
+        for out, (f, lay, m) in ((ca, (fa, la, la.sent & ODD)), (ca, (fb, lb, lb.sent & EVEN)),
+                                 (cb, (fb, lb, lb.sent & ODD)), (cb, (fa, la, la.sent & EVEN))):
+            if m:
+                out.append(lay.entry(f, m))
+    return ca, cb
+
+
+def plain_contents(frames, layouts) -> list:
+    """Content entries of the first copies of ``frames``, in order."""
+    return [layouts[f].entry(f, layouts[f].sent) for f in frames if layouts[f].sent]
+
+
+def second_copies(contents, layouts) -> list:
+    """Content entries of the second copies of what ``contents`` carries (units with m = 2)."""
     out = []
-    for labels in swap_even(labels_a, labels_b):
-        contents = []
-        for row in labels:
-            for frame in np.unique(row):
-                idx = np.flatnonzero((row == frame) & (copies[int(frame)] > 0))
-                if idx.size:
-                    contents.append((int(frame), idx))
-        out.append(contents)
-    return out[0], out[1]
-
-
-def plain_contents(frames: Sequence[int], copies: dict) -> list:
-    """(frame, unit indices) of the first copies of ``frames``, in order."""
-    out = []
-    for f in frames:
-        idx = np.flatnonzero(copies[f] > 0)
-        if idx.size:
-            out.append((f, idx))
-    return out
-
-
-def redundant_contents(frames: Sequence[int], copies: dict) -> list:
-    """(frame, unit indices) of the second copies (units with copies == 2)."""
-    out = []
-    for f in frames:
-        idx = np.flatnonzero(copies[f] > 1)
-        if idx.size:
-            out.append((f, idx))
+    for f, m, _n, _b in contents:
+        lay = layouts[f]
+        d = m & lay.double
+        if d:
+            out.append(lay.entry(f, d))
     return out

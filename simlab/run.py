@@ -101,7 +101,8 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
     wall0 = time.perf_counter()
     seeds = np.random.SeedSequence(sc.seed)
     system_seed, *flow_seeds = seeds.spawn(1 + sc.flows)
-    device = _device(sc)
+    # Only the model-based system uses torch; the others run on the CPU without importing it.
+    device = _device(sc) if sc.system.kind == "largesc" else "cpu"
     samples = None
     audio_path = sc.audio_path()
     system = build_system(sc.system, np.random.default_rng(system_seed), device=device,
@@ -196,19 +197,20 @@ def summarize(sc, flows, stats, duration_s, headers, system) -> dict:
     payload_bps = pay_b * 8 / per
     header_bps = hdr_b * 8 / per
     ctrl_bps = sum(in_call) * per_report * 8 / per
-    frame_s = duration_s / max(1, flows[0].monitor.totals["frames"])
+    frame_s = duration_s / max(1, flows[0].monitor.totals_dict["frames"])
     pkts_per_s = 1.0 / (sc.packetization.frames_per_packet * frame_s)
     ctrl_pred = sc.feedback.report_bytes * 8 / sc.feedback.interval_s
     if sc.feedback.accounting == "rtcp":
         ctrl_pred += flows[0].feedback.overhead_bytes * 8 / sc.feedback.interval_s
-    tot = {k: sum(f.monitor.totals[k] for f in flows) for k in flows[0].monitor.totals}
+    tot = {k: sum(f.monitor.totals_dict[k] for f in flows) for k in flows[0].monitor.totals_dict}
     lat = flows[0].monitor.latency if n == 1 else _merge([f.monitor.latency for f in flows])
     eq22 = flows[0].monitor.eq22 if n == 1 else _merge([f.monitor.eq22 for f in flows])
-    comps = {}
-    for key in flows[0].monitor.component_sums:
-        s = sum(f.monitor.component_sums[key] for f in flows)
-        c = sum(f.monitor.component_counts[key] for f in flows)
-        comps[key.replace("_s", "_mean_s")] = s / c if c else float("nan")
+    from simlab.sim.monitor import COMPONENTS
+
+    k = len(COMPONENTS)
+    sums = [sum(f.monitor.components[i] for f in flows) for i in range(2 * k)]
+    comps = {f"{name}_mean_s": (sums[i] / sums[k + i] if sums[k + i] else float("nan"))
+             for i, name in enumerate(COMPONENTS)}
     return {
         "name": sc.name, "system": system_key(sc.system), "seed": sc.seed, "duration_s": duration_s,
         "flows": n, "frames": tot["frames"],

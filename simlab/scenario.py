@@ -199,6 +199,13 @@ class Outputs(Strict):
     audio: bool = True  # received.wav / reference.wav when the system makes audio
 
 
+class Windows(Strict):
+    """Sliding-window traces (windows.csv): metrics, bitrate, loss and decisions over time."""
+
+    window_s: PosSeconds = 2.5
+    hop_s: PosSeconds = 0.5
+
+
 class Scenario(Strict):
     name: str = "scenario"
     seed: Annotated[int, _ge(0)] = 0
@@ -213,7 +220,9 @@ class Scenario(Strict):
     receiver: Receiver = Receiver()
     compute: Compute = Compute()
     outputs: Outputs = Outputs()
-    metrics: list[str] = []
+    metrics: list[str] = []  # quality metrics (simlab.metrics), one summary.csv column each
+    recognizer: str = "pocketsphinx"  # offline ASR used by the wer metric
+    windows: Windows = Windows()
     base_dir: str = Field(default=".", exclude=True, description="folder relative paths start from")
 
     def path(self, p: str) -> Path:

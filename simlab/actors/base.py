@@ -119,8 +119,9 @@ class Timer:
             spent = self._clock() - t0
         else:
             result = fn(*args, **kwargs)
-            spent = self.cost(stage)
-        self.durations[stage] = self.durations.get(stage, 0.0) + spent
+            spent = self.profile[stage] if self.profile is not None and stage in self.profile else self.cost(stage)
+        d = self.durations
+        d[stage] = d.get(stage, 0.0) + spent
         return result
 
     def cost(self, stage: str) -> float:

@@ -38,7 +38,9 @@ class CsvStream:
 
     def flush(self) -> None:
         if self._rows:
-            self._w.writerows([[_cell(v) for v in r] for r in self._rows])
+            # Rows hold ints, strings and floats only: csv writes floats in their shortest exact
+            # form (repr), NaN as 'nan', None as an empty cell.
+            self._w.writerows(self._rows)
             self.count += len(self._rows)
             self._rows.clear()
 

@@ -10,6 +10,8 @@ import struct
 import dpkt
 import numpy as np
 
+from simlab.packets import mask_indices
+
 #: A fixed start of the simulated clock (2026-01-01T00:00:00Z), so timestamps look like a capture.
 EPOCH = 1767225600.0
 RTP_PORT = 5004
@@ -20,7 +22,7 @@ def pack_units(contents, encoded) -> bytes:
     chunks: list[bytes] = []
     bits: list[np.ndarray] = []
     seen = set()
-    for frame, idx in contents:
+    for frame, mask, _n, _b in contents:
         enc = encoded[frame]
         if isinstance(enc.payload, (bytes, bytearray)):
             chunks.append(bytes(enc.payload))
@@ -31,7 +33,7 @@ def pack_units(contents, encoded) -> bytes:
             doubled = int((enc.copies > 1).sum())
             side = (sent << 4 | doubled) & ((1 << enc.side_bits) - 1)
             bits.append(_bits(side, enc.side_bits))
-        for i in idx:
+        for i in mask_indices(mask):
             bits.append(_bits(int(enc.payload[i]), int(enc.unit_bits[i])))
     if bits:
         chunks.append(np.packbits(np.concatenate(bits)).tobytes())

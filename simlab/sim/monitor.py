@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numpy as np
-
-from simlab.actors.base import STAGE_COMPONENT, Decoded, Encoded, Received
+from simlab.actors.base import Decoded, Encoded, Received
+from simlab.packets import Layout, mask_array
 from simlab.report.quantiles import StreamStats
 
 FRAME_COLUMNS = [
@@ -25,23 +24,31 @@ FRAME_COLUMNS = [
 ]
 
 
+NAN = math.nan
+TOTALS = ("frames", "tokens_sent", "tokens_repeated", "tokens_received", "tokens_lost", "tokens_late",
+          "tokens_concealed")
+COMPONENTS = ("t_context", "t_coder", "t_ra", "t_lm", "t_transmit", "t_wait")
+
+
 class FrameState:
-    __slots__ = ("n", "capture_s", "enc", "tx", "p_hat", "sent", "copies_total", "copies_made",
-                 "copies_done", "arrived", "late", "primary", "released", "row_base", "decoded",
+    """Unit sets are bit masks (bit i = unit i): see `simlab.packets.Layout`."""
+
+    __slots__ = ("n", "capture_s", "enc", "layout", "tx", "p_hat", "copies_total", "copies_made",
+                 "copies_done", "arrived", "late", "primary", "released", "decoded",
                  "rx", "rx_start", "rx_end", "release_s", "payload_bits")
 
-    def __init__(self, n: int, capture_s: float, enc: Encoded, tx: dict, p_hat: float):
+    def __init__(self, n: int, capture_s: float, enc: Encoded, layout: Layout, tx: dict, p_hat: float):
         self.n = n
         self.capture_s = capture_s
         self.enc = enc
+        self.layout = layout
         self.tx = tx
         self.p_hat = p_hat
-        self.sent = enc.copies > 0
-        self.copies_total = int(enc.copies.sum())
+        self.copies_total = layout.sent.bit_count() + layout.double.bit_count()
         self.copies_made = 0
         self.copies_done = 0
-        self.arrived = np.zeros(len(enc.copies), dtype=bool)
-        self.late = np.zeros(len(enc.copies), dtype=bool)
+        self.arrived = 0
+        self.late = 0
         self.primary = None  # the first packet that carried any of its units
         self.released = False
         self.decoded: Decoded | None = None
@@ -61,15 +68,12 @@ class Monitor:
         self._next_row = 0
         self.latency = StreamStats()
         self.eq22 = StreamStats()
-        self.totals = dict.fromkeys(["tokens_sent", "tokens_repeated", "tokens_received", "tokens_lost",
-                                     "tokens_late", "tokens_concealed", "frames"], 0)
-        self.component_sums = dict.fromkeys(["t_context_s", "t_coder_s", "t_ra_s", "t_lm_s", "t_transmit_s",
-                                             "t_wait_s"], 0.0)
-        self.component_counts = dict.fromkeys(self.component_sums, 0)
+        self.totals = [0] * len(TOTALS)
+        self.components = [0.0] * len(COMPONENTS) + [0] * len(COMPONENTS)  # sums, then counts
 
     # -- sender side ---------------------------------------------------------------------------
-    def encoded(self, n: int, enc: Encoded, tx: dict, p_hat: float) -> FrameState:
-        st = FrameState(n, n * self.frame_s, enc, tx, p_hat)
+    def encoded(self, n: int, enc: Encoded, layout: Layout, tx: dict, p_hat: float) -> FrameState:
+        st = FrameState(n, n * self.frame_s, enc, layout, tx, p_hat)
         self.frames[n] = st
         early = self._early.pop(n, None)
         if early is not None:  # released before it was even sent (playout delay too short)
@@ -79,10 +83,10 @@ class Monitor:
     def packet_made(self, pkt) -> None:
         """A packet carrying copies of units was created (before it meets the link)."""
         seen = set()
-        for frame, idx in pkt.contents:
+        for frame, _mask, k, bits in pkt.contents:
             st = self.frames[frame]
-            st.copies_made += len(idx)
-            st.payload_bits += int(st.enc.unit_bits[idx].sum())
+            st.copies_made += k
+            st.payload_bits += bits
             if frame not in seen:  # side information: once per frame per packet, as on the wire
                 seen.add(frame)
                 st.payload_bits += st.enc.side_bits
@@ -91,20 +95,20 @@ class Monitor:
 
     # -- links ---------------------------------------------------------------------------------
     def copies_delivered(self, pkt, in_time: Callable[[FrameState], bool]) -> None:
-        for frame, idx in pkt.contents:
+        for frame, mask, k, _bits in pkt.contents:
             st = self.frames[frame]
             if in_time(st):
-                st.arrived[idx] = True
+                st.arrived |= mask
             else:
-                st.late[idx] = True
+                st.late |= mask
                 pkt.late = True
-            st.copies_done += len(idx)
+            st.copies_done += k
             self._maybe_finish(st)
 
     def copies_gone(self, pkt) -> None:
-        for frame, idx in pkt.contents:
+        for frame, _mask, k, _bits in pkt.contents:
             st = self.frames[frame]
-            st.copies_done += len(idx)
+            st.copies_done += k
             self._maybe_finish(st)
 
     # -- receiver side -------------------------------------------------------------------------
@@ -112,7 +116,8 @@ class Monitor:
         st = self.frames.get(n)
         if st is None:
             return None
-        return Received(n, st.sent, st.arrived.copy(), st.enc.payload)
+        n_units = st.layout.n_units
+        return Received(n, mask_array(st.layout.sent, n_units), mask_array(st.arrived, n_units), st.enc.payload)
 
     def released(self, n: int, release_s: float, decoded: Decoded, rx: dict, rx_start: float,
                  rx_end: float) -> None:
@@ -141,55 +146,61 @@ class Monitor:
                 self._next_row += 1
 
     def _row(self, st: FrameState) -> None:
-        enc, dec = st.enc, st.decoded
-        tx, rx = st.tx, st.rx
-        comp = {"coder": 0.0, "ra": 0.0, "lm": 0.0}
+        enc, dec, tx, rx = st.enc, st.decoded, st.tx, st.rx
+        # The four stages and the eq. (22) term each belongs to (STAGE_COMPONENT).
         t_enc = tx.get("encoder", 0.0)
         t_ra = tx.get("controller", 0.0)
         t_lm = rx.get("concealer", 0.0)
         t_dec = rx.get("decoder", 0.0)
-        for stage, secs in list(tx.items()) + list(rx.items()):
-            comp[STAGE_COMPONENT[stage]] += secs
+        t_coder = t_enc + t_dec
         prim = st.primary
-        send_s = prim.send_s if prim is not None else math.nan
-        delivered_in_time = prim is not None and not math.isnan(prim.arrival_s) and not prim.late
-        t_transmit = prim.arrival_s - prim.send_s if delivered_in_time else math.nan
         d = self.algorithmic_delay_s
-        t_context = send_s - st.capture_s - t_enc - t_ra + d if prim is not None else math.nan
-        reached = prim.send_s + (t_transmit if delivered_in_time else 0.0) if prim is not None else st.rx_start
-        t_wait = st.rx_start - reached
+        if prim is not None:
+            send_s = prim.send_s
+            in_time = prim.arrival_s == prim.arrival_s and not prim.late
+            t_transmit = prim.arrival_s - send_s if in_time else NAN
+            t_context = send_s - st.capture_s - t_enc - t_ra + d
+            t_wait = st.rx_start - (prim.arrival_s if in_time else send_s)
+        else:
+            send_s = t_transmit = t_context = NAN
+            t_wait = 0.0
         latency = st.rx_end - st.capture_s + d
-        t_coder = comp["coder"]
-        eq22 = t_context + t_coder + comp["ra"] + comp["lm"] + t_transmit  # NaN when not delivered
-        sent = int(st.sent.sum())
-        received = int((st.arrived & st.sent).sum())
-        late = int((st.late & ~st.arrived & st.sent).sum())
+        eq22 = t_context + t_coder + t_ra + t_lm + t_transmit  # NaN when not delivered in time
+        sent_mask = st.layout.sent
+        sent = sent_mask.bit_count()
+        received = (st.arrived & sent_mask).bit_count()
+        late = (st.late & ~st.arrived & sent_mask).bit_count()
         lost = sent - received - late
-        repeated = int((enc.copies > 1).sum())
+        repeated = st.layout.double.bit_count()
         concealed = dec.concealed if dec is not None else 0
         row = [self.flow, st.n, st.capture_s, send_s, st.release_s, st.rx_end + d,
                t_context, t_enc, t_ra, t_transmit, t_wait, t_lm, t_dec, t_coder, latency, eq22, st.p_hat,
                sent, repeated, received, lost, late, concealed, st.payload_bits]
-        info = {**enc.info, **(dec.info if dec is not None else {})}
         if self.info_columns is None:
-            self.info_columns = list(info)
-        row.extend(info.get(k, "") for k in self.info_columns)
+            self.info_columns = list(enc.info) + list(dec.info if dec is not None else ())
+        if self.info_columns:
+            info = {**enc.info, **dec.info} if dec is not None else enc.info
+            row.extend([info.get(k, "") for k in self.info_columns])
         self.write_row(row)
         t = self.totals
-        t["frames"] += 1
-        t["tokens_sent"] += sent
-        t["tokens_repeated"] += repeated
-        t["tokens_received"] += received
-        t["tokens_lost"] += lost
-        t["tokens_late"] += late
-        t["tokens_concealed"] += concealed
+        t[0] += 1
+        t[1] += sent
+        t[2] += repeated
+        t[3] += received
+        t[4] += lost
+        t[5] += late
+        t[6] += concealed
         self.latency.add(latency)
         self.eq22.add(eq22)
-        for key, val in (("t_context_s", t_context), ("t_coder_s", t_coder), ("t_ra_s", comp["ra"]),
-                         ("t_lm_s", comp["lm"]), ("t_transmit_s", t_transmit), ("t_wait_s", t_wait)):
+        c = self.components
+        for i, val in enumerate((t_context, t_coder, t_ra, t_lm, t_transmit, t_wait)):
             if val == val:
-                self.component_sums[key] += val
-                self.component_counts[key] += 1
+                c[i] += val
+                c[6 + i] += 1
+
+    @property
+    def totals_dict(self) -> dict:
+        return dict(zip(TOTALS, self.totals))
 
     def pending(self) -> int:
         return len(self.frames)

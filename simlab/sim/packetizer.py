@@ -3,7 +3,7 @@ an m = 2 unit travels (``same`` packet, ``next`` packet, or a packet of its ``ow
 from __future__ import annotations
 
 from simlab.packets import (HeaderProfile, Packet, interleaved_contents, payload_bits, plain_contents,
-                            redundant_contents)
+                            second_copies)
 
 
 class Packetizer:
@@ -29,40 +29,39 @@ class Packetizer:
         """Frames the receiver must wait beyond frame n for all of its copies to have been sent."""
         return self.group_frames if self.redundancy == "next" else 0
 
-    def packets(self, frames: list[int], encoded: dict) -> list[Packet]:
-        copies = {f: encoded[f].copies for f in frames}
+    def packets(self, frames: list[int], layouts: dict, side_bits: dict) -> list[Packet]:
+        """``layouts[f]``/``side_bits[f]`` for the group's frames and those of the group before
+        (copies carried into this one)."""
         F = self.frames_per_packet
         chunks = [frames[i:i + F] for i in range(0, len(frames), F)]
         if self.interleave and len(chunks) == 2 and len(chunks[0]) == len(chunks[1]):
-            firsts = list(interleaved_contents(chunks[0], chunks[1], copies))
+            firsts = list(interleaved_contents(chunks[0], chunks[1], layouts))
         else:
-            firsts = [plain_contents(c, copies) for c in chunks]
+            firsts = [plain_contents(c, layouts) for c in chunks]
         out = []
         for chunk, first in zip(chunks, firsts):
-            second = [(f, idx[copies[f][idx] > 1]) for f, idx in first]
-            second = [(f, idx) for f, idx in second if idx.size]
+            second = second_copies(first, layouts)
             if self.redundancy == "same":
-                out.append(self._make("media", first + second, encoded, chunk[0]))
+                out.append(self._make("media", first + second, side_bits, chunk[0]))
             elif self.redundancy == "next":
-                out.append(self._make("media", first + self._carry, encoded, chunk[0]))
+                out.append(self._make("media", first + self._carry, side_bits, chunk[0]))
                 self._carry = second
             else:  # own
-                out.append(self._make("media", first, encoded, chunk[0]))
+                out.append(self._make("media", first, side_bits, chunk[0]))
                 if second:
-                    out.append(self._make("redundant", second, encoded, chunk[0]))
+                    out.append(self._make("redundant", second, side_bits, chunk[0]))
         return out
 
-    def flush(self, encoded: dict) -> list[Packet]:
+    def flush(self, side_bits: dict) -> list[Packet]:
         """At the end of the call: second copies still waiting go in a packet of their own."""
         if not self._carry:
             return []
-        pkt = self._make("redundant", self._carry, encoded, self._carry[0][0])
+        pkt = self._make("redundant", self._carry, side_bits, self._carry[0][0])
         self._carry = []
         return [pkt]
 
-    def _make(self, kind, contents, encoded, first_frame) -> Packet:
-        # ``encoded`` must also hold the frames whose carried copies ride along (previous group).
+    def _make(self, kind, contents, side_bits, first_frame) -> Packet:
         pkt = Packet(self.flow, self._seq, kind, self.headers.header_bytes(self._seq),
-                     payload_bits(contents, encoded), contents, first_frame)
+                     payload_bits(contents, side_bits), contents, first_frame)
         self._seq += 1
         return pkt

@@ -7,6 +7,7 @@ from typing import Callable
 import simpy
 
 from simlab.actors.base import System, Timer
+from simlab.packets import layout_of
 from simlab.sim.clock import Fifo, call_at
 from simlab.sim.feedback import Feedback
 from simlab.sim.monitor import Monitor
@@ -37,7 +38,9 @@ class Sender:
         self.device = Fifo()
         self.out: Callable | None = None
         self.tap: Callable | None = None  # tap(packet, encoded frames) after each send (pcap)
-        self._encoded: dict = {}
+        self._encoded: dict = {}  # for the tap only
+        self._layouts: dict = {}
+        self._side: dict = {}
 
     def start(self) -> None:
         if self.n_frames:
@@ -58,17 +61,23 @@ class Sender:
             enc = self.system.transmit(n, self.audio(n), p_hat, self.timer)
             tx = self.timer.take()
             _, end = self.device.serve(ready, sum(tx.values()))
-            self._encoded[n] = enc
-            self.monitor.encoded(n, enc, tx, p_hat)
-        pkts = self.packetizer.packets(frames, self._encoded)
+            layout = layout_of(enc.copies, enc.unit_bits)
+            self._layouts[n] = layout
+            self._side[n] = enc.side_bits
+            if self.tap is not None:
+                self._encoded[n] = enc
+            self.monitor.encoded(n, enc, layout, tx, p_hat)
+        pkts = self.packetizer.packets(frames, self._layouts, self._side)
         last_group = frames[-1] == self.n_frames - 1
         if last_group:
-            pkts += self.packetizer.flush(self._encoded)
+            pkts += self.packetizer.flush(self._side)
         for pkt in pkts:
             self.monitor.packet_made(pkt)
-        # Encoded frames of the group before are still needed for copies carried into this one.
-        for n in [k for k in self._encoded if k < frames[0] - G]:
-            del self._encoded[n]
+        # Frames of the group before are still needed for copies carried into this one.
+        old = frames[0] - G
+        for d in (self._layouts, self._side, self._encoded):
+            for n in [k for k in d if k < old]:
+                del d[n]
         known = dict(self._encoded) if self.tap is not None else None
         if end <= self.env.now:
             self._send(pkts, known)
