@@ -48,6 +48,31 @@ def _bench(args) -> int:
     return run_bench(args.what, quick=args.quick)
 
 
+def _calibrate(args) -> int:
+    from simlab.calibrate import calibrate
+    from simlab.scenario import load_scenario, parse_scenario
+
+    src = Path(args.system)
+    if src.suffix in (".yaml", ".yml") or src.is_file():
+        spec = load_scenario(src).system
+    else:
+        import yaml
+
+        try:
+            spec = parse_scenario({"system": yaml.safe_load(args.system)}, ".", "--system").system
+        except Exception as exc:
+            if isinstance(exc, UserError):
+                raise
+            raise UserError(f"--system: {args.system!r} is neither a scenario file nor a system mapping") from None
+    data = calibrate(spec, args.device, Path(args.out), frames=args.frames)
+    from simlab.actors import system_key
+
+    print(f"wrote {args.out}: {system_key(spec)} on {args.device}")
+    for stage, st in data["systems"][system_key(spec)].items():
+        print(f"  {stage:>10}  median {st['median_s'] * 1e3:8.3f} ms  p95 {st['p95_s'] * 1e3:8.3f} ms  ({st['calls']} calls)")
+    return 0
+
+
 def _info(args) -> int:
     from simlab.run import git_commit, versions
 
@@ -79,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   "all"])
     b.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the benchmark)")
     b.set_defaults(fn=_bench)
+
+    k = sub.add_parser("calibrate", help="measure a system's stages on a device; write a latency profile")
+    k.add_argument("--system", required=True, help="a scenario file, or a system mapping such as "
+                                                   "'{kind: opus, bitrate_bps: 8000}'")
+    k.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    k.add_argument("--out", required=True, help="profile file (YAML); an existing one gains this system")
+    k.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
+    k.set_defaults(fn=_calibrate)
 
     i = sub.add_parser("info", help="versions and git commit")
     i.set_defaults(fn=_info)

@@ -38,7 +38,8 @@ def read_profile(path: Path) -> dict:
 def stage_costs(path: Path, system_key: str, stages) -> dict[str, float]:
     """Per-call seconds (the median) for each stage of ``system_key``."""
     data = read_profile(path)
-    entry = data["systems"].get(system_key)
+    # "largesc/small" falls back to "largesc": a profile may time a system whatever its weights.
+    entry = data["systems"].get(system_key) or data["systems"].get(system_key.split("/")[0])
     if entry is None:
         raise UserError(f"{path}: latency profile has no system {system_key!r} "
                         f"(it has: {', '.join(data['systems']) or 'none'})")

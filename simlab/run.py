@@ -105,8 +105,11 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
     device = _device(sc) if sc.system.kind == "largesc" else "cpu"
     samples = None
     audio_path = sc.audio_path()
-    system = build_system(sc.system, np.random.default_rng(system_seed), device=device,
-                          seed=int(system_seed.generate_state(1)[0]))
+    try:
+        system = build_system(sc.system, np.random.default_rng(system_seed), device=device,
+                              seed=int(system_seed.generate_state(1)[0]))
+    except ValueError as exc:  # a setting the system cannot take (e.g. largesc quantizers > 8, fixed)
+        raise UserError(f"system: {exc}") from None
     if audio_path is not None:
         samples = read_audio(audio_path, system.sample_rate)
     elif sc.system.kind != "synthetic":

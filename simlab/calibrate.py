@@ -1,0 +1,106 @@
+"""`simlab calibrate`: measure each stage of a system on a device, on real speech, and write the
+latency profile that ``compute.timing: profile`` reads."""
+from __future__ import annotations
+
+import datetime
+import platform
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from simlab.actors import build_system, system_key
+from simlab.actors.base import Received, Timer
+from simlab.audio import SHIPPED_CLIP, read_audio, shared_speech
+
+
+class _Window:
+    """A receiver's view for calibration: frames as sent, with a fixed share of units lost."""
+
+    def __init__(self):
+        self.frames: dict[int, Received] = {}
+
+    def get(self, m: int):
+        return self.frames.get(m)
+
+
+def _speech(sample_rate: int, seconds: float) -> tuple[np.ndarray, str]:
+    dev = shared_speech("dev")
+    files = sorted(dev.rglob("*.flac")) if dev is not None else []
+    x, used = np.zeros(0, dtype=np.float32), []
+    for f in files or [SHIPPED_CLIP]:
+        x = np.concatenate([x, read_audio(f, sample_rate)])
+        used.append(f.name)
+        if len(x) >= seconds * sample_rate:
+            break
+    return x[: int(seconds * sample_rate)], ", ".join(used)
+
+
+def measure(spec, device: str, frames: int = 100, loss: float = 0.2, seed: int = 0) -> tuple[dict, str]:
+    """Per stage: median and p95 of the per-call time over ``frames`` frames (the first few
+    calls, which warm caches and allocators, are left out)."""
+    rng = np.random.default_rng(seed)
+    system = build_system(spec, rng, device=device, seed=seed)
+    timer = Timer("measured", cuda=device == "cuda")
+    warm = 5
+    speech, used = _speech(system.sample_rate, (frames + warm + 2) * system.frame_samples / system.sample_rate)
+    fs = system.frame_samples
+    window = _Window()
+    calls: dict[str, list[float]] = {s: [] for s in system.stages}
+    look = system.lookahead_frames
+    n_total = len(speech) // fs
+    for n in range(n_total):
+        enc = system.transmit(n, speech[n * fs:(n + 1) * fs], loss, timer)
+        times = timer.take()
+        sent = enc.copies > 0
+        arrived = sent & (rng.random(len(sent)) >= loss)
+        window.frames[n] = Received(n, sent, arrived, enc.payload)
+        if n >= look:
+            m = n - look
+            system.receive(m, window, timer)
+            times.update(timer.take())
+            window.frames.pop(m - 2, None)
+        if n >= warm:
+            for stage, secs in times.items():
+                calls[stage].append(secs)
+    stats = {}
+    for stage, xs in calls.items():
+        if xs:
+            a = np.array(xs)
+            stats[stage] = {"median_s": float(np.median(a)), "p95_s": float(np.percentile(a, 95)), "calls": len(a)}
+    return stats, used
+
+
+def cpu_name() -> str:
+    import os
+
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2) -> dict:
+    stats, used = measure(spec, device, frames, loss)
+    data = {}
+    if out.is_file():
+        data = yaml.safe_load(out.read_text()) or {}
+    data.setdefault("systems", {})
+    data["device"] = device
+    data["source"] = f"measured by simlab calibrate on {cpu_name() if device == 'cpu' else gpu_name()}, " \
+                     f"{datetime.date.today().isoformat()}"
+    data["speech"] = used
+    data["systems"][system_key(spec)] = stats
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(out)
+    return data
