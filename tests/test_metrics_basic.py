@@ -58,7 +58,7 @@ def hand_table() -> pd.DataFrame:
 
 def test_token_accuracy_on_a_hand_made_table():
     out = token_accuracy(hand_table())
-    assert out["tokens_concealed"] == 5
+    assert out["token_accuracy_n"] == 5
     assert out["token_accuracy"] == pytest.approx(3 / 5)
     assert out["token_accuracy_d0"] == pytest.approx(1 / 2)
     assert out["token_accuracy_d1"] == pytest.approx(1.0)

@@ -39,7 +39,7 @@ def _bits(values: Any, column: str, depths: int) -> np.ndarray:
 def token_accuracy(frames: Any, depths: int = N_DEPTHS) -> dict[str, float]:
     """Share of concealed tokens that were exactly right: ``token_accuracy`` (all depths),
     ``token_accuracy_d<k>`` per depth k (NaN where nothing was concealed at k), and
-    ``tokens_concealed``. Empty dict when no token was concealed."""
+    ``token_accuracy_n`` (tokens concealed). Empty dict when no token was concealed."""
     missing = [c for c in COLUMNS if c not in getattr(frames, "columns", ())]
     if missing:
         raise UserError(f"frames table lacks column(s) {', '.join(missing)} needed by token_accuracy")
@@ -51,7 +51,7 @@ def token_accuracy(frames: Any, depths: int = N_DEPTHS) -> dict[str, float]:
     n = int(concealed.sum())
     if n == 0:
         return {}
-    out = {"token_accuracy": float(hit.sum() / n), "tokens_concealed": float(n)}
+    out = {"token_accuracy": float(hit.sum() / n), "token_accuracy_n": float(n)}
     per_depth = concealed.sum(axis=0)
     for k in range(depths):
         out[f"token_accuracy_d{k}"] = float(hit[:, k].sum() / per_depth[k]) if per_depth[k] else float("nan")

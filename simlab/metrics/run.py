@@ -1,0 +1,114 @@
+"""Scoring a finished run: the scenario's quality metrics over the whole clip (summary.csv
+columns) and the sliding-window traces of windows.csv (the paper's fig. 9).
+
+`simlab.run.run_scenario` calls `score_run` on the run's folder when the scenario lists
+``metrics:``; it can also be called on any finished run folder.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simlab.errors import UserError
+from simlab.metrics.base import MetricInput
+from simlab.metrics.compute import compute_metrics, window_metrics
+from simlab.metrics.net_windows import network_windows, read_csv, window_grid
+from simlab.metrics.registry import SPECS, check_names, run_metric
+from simlab.metrics.tokens import COLUMNS as TOKEN_COLUMNS
+from simlab.metrics.transcript import resolve_transcript
+
+WINDOWS_FILE = "windows.csv"
+
+
+def _read_audio(folder: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(reference, received, sample_rate) from the run folder, or None when it has no audio."""
+    import soundfile as sf
+
+    ref_p, rec_p = folder / "reference.wav", folder / "received.wav"
+    if not (ref_p.is_file() and rec_p.is_file()):
+        return None
+    ref, sr = sf.read(str(ref_p), dtype="float32")
+    rec, sr_rx = sf.read(str(rec_p), dtype="float32")
+    if sr != sr_rx:
+        raise UserError(f"{folder}: reference.wav is {sr} Hz but received.wav is {sr_rx} Hz")
+    return ref, rec, int(sr)
+
+
+def _token_frames(folder: Path) -> pd.DataFrame | None:
+    """frames.csv's concealment masks (as strings) for token_accuracy, or None if absent."""
+    path = folder / "frames.csv"
+    header = pd.read_csv(path, nrows=0).columns
+    if any(c not in header for c in TOKEN_COLUMNS):
+        return None
+    return pd.read_csv(path, usecols=list(TOKEN_COLUMNS), dtype=str, keep_default_na=False)
+
+
+def _declined(name: str, why: str) -> dict[str, float | str]:
+    """A metric that could not be scored: NaN columns and a status that says why."""
+    return {**{c: math.nan for c in SPECS[name].columns}, f"{name}_status": f"skipped: {why}"}
+
+
+def _frames_duration(folder: Path, sc) -> float:
+    """Length of the call from frames.csv (frames of flow 0 × frame length)."""
+    fr = read_csv(folder / "frames.csv", {"flow": "int32", "frame": "int64", "capture_s": "float64"},
+                  "frames table")
+    fr = fr[fr["flow"] == 0]
+    last = int(fr["frame"].max()) if len(fr) else 0
+    if last > 0:
+        frame_s = float(fr.loc[fr["frame"] == last, "capture_s"].iloc[0]) / last
+        return (last + 1) * frame_s
+    if sc.duration_s is not None:
+        return float(sc.duration_s)
+    raise UserError(f"{folder}: frames.csv holds one frame or none; cannot tell the call's length")
+
+
+def score_run(sc, folder: str | Path) -> dict[str, float | str]:
+    """Score the run in ``folder`` with the scenario ``sc``'s metrics; write windows.csv.
+
+    Returns the whole-clip columns for summary.csv (`compute_metrics`' columns, or NaN with a
+    ``<metric>_status`` where a metric cannot run: no audio, no concealment masks).
+    windows.csv has one row per window (``sc.windows.window_s`` every ``hop_s``):
+    ``t_start_s, t_end_s``, each windowed metric, then the network columns of
+    `simlab.metrics.net_windows.network_windows`. Without audio only the latter.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: run folder not found")
+    names = check_names(list(sc.metrics))
+    audio = _read_audio(folder)
+    frames = _token_frames(folder) if "token_accuracy" in names else None
+    out: dict[str, float | str] = {}
+    scored = []
+    for n in names:
+        if n == "token_accuracy" and frames is None:
+            out.update(_declined(n, f"frames.csv has no {' / '.join(TOKEN_COLUMNS)} (no token concealment)"))
+        elif audio is None and n != "token_accuracy":
+            out.update(_declined(n, "the run has no reference.wav/received.wav"))
+        else:
+            scored.append(n)
+    if audio is None:
+        if "token_accuracy" in scored:  # needs frames.csv only
+            out.update(run_metric("token_accuracy", MetricInput(np.zeros(0), np.zeros(0), frames=frames)))
+        starts, ends = window_grid(_frames_duration(folder, sc), sc.windows.window_s, sc.windows.hop_s)
+        win = pd.DataFrame({"t_start_s": starts, "t_end_s": ends})
+    else:
+        ref, rec, sr = audio
+        if scored:
+            text = resolve_transcript(sc, sc.audio_path()) if "wer" in scored else None
+            out.update(compute_metrics(scored, ref, rec, sr, transcript=text, seed=sc.seed,
+                                       recognizer=sc.recognizer, frames=frames))
+        # Windowed metrics cost several times the whole-file ones: a batch can turn them off.
+        windowed = [n for n in scored if SPECS[n].windowed] if sc.windows.metrics else []
+        if windowed:
+            win = window_metrics(windowed, ref, rec, sr, window_s=sc.windows.window_s, hop_s=sc.windows.hop_s,
+                                 seed=sc.seed)
+        else:
+            starts, ends = window_grid(len(ref) / sr, sc.windows.window_s, sc.windows.hop_s)
+            win = pd.DataFrame({"t_start_s": starts, "t_end_s": ends})
+    net = network_windows(folder, win["t_start_s"].to_numpy(), win["t_end_s"].to_numpy())
+    table = pd.concat([win, net.drop(columns=["t_start_s", "t_end_s"])], axis=1)
+    table.to_csv(folder / WINDOWS_FILE, index=False)
+    return out

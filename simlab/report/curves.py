@@ -1,0 +1,159 @@
+"""Batch tables (runs.csv: one row per run) -> quality curves like the paper's figs. 4-8:
+one line per system, the mean over repeats with a 95 % confidence band (mean ± t·sem).
+
+Columns whose names are dotted scenario key paths (``network.forward.loss.p``) are the
+coordinates the batch set; the rest are measurements (summary.csv columns) and labels.
+A point of a curve is one combination of coordinates; its repeats are the rows that differ
+only in repeat columns (seed, audio, ...). When x is a coordinate (loss rate: figs. 5-8),
+every other varying coordinate splits the lines; when x is a measurement (bitrate: fig. 4),
+the varying coordinates (say ``system.bitrate_bps``) make the points, at their mean x.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from simlab.errors import UserError
+
+#: Columns that only repeat a measurement (averaged over, never a curve's coordinate).
+REPEAT_COLUMNS = ("seed", "audio", "transcript", "repeat", "utterance", "run", "run_id", "name", "out", "folder")
+#: Default y columns, in the order panels appear, when present with values.
+QUALITY_COLUMNS = ("visqol", "plcmos", "dnsmos_ovrl", "wer", "logf0_rmse_cents", "token_accuracy")
+X_PREFERENCE = ("loss",)  # default x: the first varying coordinate whose name says loss
+LABELS = {"visqol": "ViSQOL (MOS-LQO)", "plcmos": "PLCMOS", "dnsmos_ovrl": "DNSMOS overall", "wer": "WER",
+          "logf0_rmse_cents": "log-F0 RMSE (cents)", "token_accuracy": "token accuracy",
+          "payload_bps": "payload bitrate (bit/s)", "total_bps": "total bitrate incl. headers, feedback (bit/s)",
+          "loss_rate": "measured forward loss rate", "network.forward.loss.p": "forward loss probability",
+          "network.forward.loss.loss": "forward average loss (Gilbert-Elliott)"}
+
+
+def _is_repeat(col: str) -> bool:
+    return col in REPEAT_COLUMNS or col.rsplit(".", 1)[-1] in REPEAT_COLUMNS
+
+
+def varying_coordinates(df: pd.DataFrame) -> list[str]:
+    """Dotted (scenario key path) columns that take more than one value, repeats excluded."""
+    return [c for c in df.columns if "." in c and not _is_repeat(c) and df[c].nunique(dropna=False) > 1]
+
+
+def default_x(df: pd.DataFrame) -> str:
+    """The varying loss coordinate if any, else the first varying numeric coordinate, else a
+    constant loss coordinate, else payload_bps."""
+    coords = [c for c in varying_coordinates(df) if pd.api.types.is_numeric_dtype(df[c])]
+    loss = [c for c in coords if any(k in c for k in X_PREFERENCE)]
+    fixed = [c for c in df.columns if "." in c and any(k in c for k in X_PREFERENCE)
+             and pd.api.types.is_numeric_dtype(df[c])]
+    if loss or coords or fixed:
+        return (loss or coords or fixed)[0]
+    if "payload_bps" in df:
+        return "payload_bps"
+    raise UserError("no x column: the table has no varying numeric coordinate and no payload_bps; pass --x")
+
+
+def default_ys(df: pd.DataFrame) -> list[str]:
+    """The quality columns that hold at least one number."""
+    ys = [c for c in QUALITY_COLUMNS if c in df and pd.to_numeric(df[c], errors="coerce").notna().any()]
+    if not ys:
+        raise UserError(f"no quality column with values (looked for {', '.join(QUALITY_COLUMNS)}); pass --y")
+    return ys
+
+
+def default_by(df: pd.DataFrame) -> list[str]:
+    """``system`` (the label column of a batch table) when present."""
+    return ["system"] if "system" in df else []
+
+
+def _ci(values: np.ndarray) -> tuple[float, float, int]:
+    """(mean, half-width of the 95 % t interval, n); half-width NaN for a single value."""
+    n = len(values)
+    mean = float(np.mean(values))
+    if n < 2:
+        return mean, float("nan"), n
+    half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
+    return mean, half, n
+
+
+def _short(col: str) -> str:
+    return ".".join(col.split(".")[-2:])
+
+
+def grouped_means(df: pd.DataFrame, x: str, y: str, by: list[str]) -> pd.DataFrame:
+    """One row per (line, point): ``line`` label, ``x``, ``mean``, ``lo``, ``hi``, ``n``
+    (the band is mean ± t(0.975, n-1)·sd/√n), lines in first-seen order, points by x."""
+    missing = [c for c in [x, y, *by] if c not in df]
+    if missing:
+        raise UserError(f"table lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, df.columns))})")
+    d = df.copy()
+    for c in (x, y):
+        d[c] = pd.to_numeric(d[c], errors="coerce")
+    d = d[d[y].notna() & d[x].notna()]
+    if d.empty:
+        raise UserError(f"no rows with numeric {x} and {y}")
+    others = [c for c in varying_coordinates(d) if c not in by and c != x]
+    if by:  # a coordinate that is constant within each line (system.bitrate_bps per system) says nothing new
+        others = [c for c in others if (d.groupby(by, dropna=False)[c].nunique(dropna=False) > 1).any()]
+    if "." in x:  # x is a coordinate: other coordinates split the lines
+        line_cols, point_cols = by + others, [x]
+    else:  # x is measured: coordinates make the points, at the mean x
+        line_cols, point_cols = by, others
+    rows = []
+    line_groups = d.groupby(line_cols, sort=False, dropna=False) if line_cols else [((), d)]
+    for key, part in line_groups:
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join([str(v) for c, v in zip(line_cols, key) if c in by]
+                          + [f"{_short(c)}={v}" for c, v in zip(line_cols, key) if c not in by]) or y
+        points = part.groupby(point_cols, sort=False, dropna=False) if point_cols else [((), part)]
+        for _, pts in points:
+            mean, half, n = _ci(pts[y].to_numpy(dtype=float))
+            rows.append({"line": label, "x": float(pts[x].mean()), "mean": mean, "lo": mean - half,
+                         "hi": mean + half, "n": n})
+    out = pd.DataFrame(rows)
+    out["_order"] = out["line"].map({k: i for i, k in enumerate(dict.fromkeys(out["line"]))})
+    return out.sort_values(["_order", "x"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: table not found")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV table ({type(exc).__name__})") from None
+    if df.empty:
+        raise UserError(f"{path}: the table has no rows")
+    return df
+
+
+def curves_figure(df: pd.DataFrame, x: str | None = None, ys: list[str] | None = None,
+                  by: list[str] | None = None, title: str = ""):
+    """One panel per y column, one line per group with its 95 % band; a matplotlib Figure."""
+    from matplotlib.figure import Figure
+
+    x = x or default_x(df)
+    ys = ys or default_ys(df)
+    by = default_by(df) if by is None else by
+    n = len(ys)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, y in zip(axes, ys):
+        g = grouped_means(df, x, y, by)
+        for label, line in g.groupby("line", sort=False):
+            (ln,) = ax.plot(line["x"].to_numpy(), line["mean"].to_numpy(), marker="o", ms=4, label=label)
+            if line["n"].max() > 1:
+                ax.fill_between(line["x"].to_numpy(), line["lo"].to_numpy(), line["hi"].to_numpy(),
+                                color=ln.get_color(), alpha=0.2, lw=0)
+        ax.set_xlabel(LABELS.get(x, x))
+        ax.set_ylabel(LABELS.get(y, y))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

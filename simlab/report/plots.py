@@ -1,0 +1,91 @@
+"""`simlab plot`: run folders -> the fig. 9 run figure, batch tables -> quality curves.
+
+Every figure is written as PNG (for a quick look) and PDF (for a paper), with matplotlib's
+object-oriented API only: no pyplot state, no display needed.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from simlab.errors import UserError
+from simlab.report.curves import curves_figure, default_by, default_x, default_ys, read_table
+from simlab.report.fig9 import fig9_figure
+from simlab.report.run_data import load_runs
+
+FORMATS = ("png", "pdf")
+
+
+def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
+    """``out_dir/stem.png`` and ``.pdf``; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in FORMATS:
+        p = out_dir / f"{stem}.{fmt}"
+        fig.savefig(p, dpi=150 if fmt == "png" else None)
+        paths.append(p)
+    return paths
+
+
+def _names(value: str | list[str] | None, what: str) -> list[str] | None:
+    """A comma-separated option (``--y visqol,plcmos``) as a list; None when not given."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [v.strip() for v in items if v.strip()]
+    if what == "--y" and not items:
+        raise UserError("--y: give at least one column name")
+    return items
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+
+
+def _split(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    folders, tables = [], []
+    for p in paths:
+        if p.is_dir():
+            folders.append(p)
+        elif not p.exists():
+            raise UserError(f"{p}: not found (expected a run folder or a .csv table)")
+        elif p.suffix.lower() == ".csv":
+            tables.append(p)
+        else:
+            raise UserError(f"{p}: not a run folder or a .csv table")
+    return folders, tables
+
+
+def plot_path(paths: list[Path], out_dir: Path | None = None, x: str | None = None,
+              y: str | list[str] | None = None, by: str | list[str] | None = None) -> list[Path]:
+    """Plot each input and return the files written.
+
+    Run folders (all of them together) make one fig. 9 figure, their traces overlaid
+    (``fig9.png``/``.pdf`` in ``out_dir``, default the first folder's ``plots/``). Each
+    ``.csv`` table makes one curves figure (``<table>_<ys>_vs_<x>.png``/``.pdf``, default
+    beside the table): ``x`` one column, ``y`` and ``by`` column names (lists or
+    comma-separated); left out, they are detected from the columns (`simlab.report.curves`).
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise UserError("plot: give at least one run folder or .csv table")
+    folders, tables = _split(paths)
+    if not tables and (x or y or by):
+        raise UserError("--x, --y and --by apply to .csv tables; run folders have a fixed layout")
+    out = Path(out_dir) if out_dir is not None else None
+    written: list[Path] = []
+    if folders:
+        fig = fig9_figure(load_runs(folders))
+        written += save_figure(fig, out or folders[0] / "plots", "fig9" if len(folders) == 1 else "fig9_overlay")
+    for t in tables:
+        df = read_table(t)
+        xs = x or default_x(df)
+        ys = _names(y, "--y") or default_ys(df)
+        bys = _names(by, "--by")
+        bys = default_by(df) if bys is None else bys
+        missing = [c for c in [xs, *ys, *bys] if c not in df]
+        if missing:
+            raise UserError(f"{t}: lacks column(s) {', '.join(missing)}")
+        fig = curves_figure(df, xs, ys, bys, title=t.name)
+        written += save_figure(fig, out or t.parent, _slug(f"{t.stem}_{'_'.join(ys)}_vs_{xs}"))
+    return written

@@ -1,0 +1,82 @@
+"""What a run figure needs from one finished run folder: its label, its window traces, the
+controller's per-frame decisions and the reference audio.
+
+windows.csv is written by `simlab.metrics.run.score_run` when the scenario lists metrics;
+a run without it still gets its network traces, computed here from packets.csv and
+frames.csv with the scenario's window settings (from manifest.json).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simlab.errors import UserError
+from simlab.metrics.net_windows import network_windows, read_masks, window_grid
+
+RUN_FILES = ("summary.csv", "packets.csv", "frames.csv")
+
+
+@dataclass
+class RunData:
+    """One run, ready to plot. ``mask`` is [frames, depths] in {0, 1, 2} for flow 0 (None when
+    the system has no token mask); ``mask_t`` the frames' capture times."""
+
+    folder: Path
+    label: str
+    windows: pd.DataFrame
+    frame_s: float
+    mask_t: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    reference: Path | None = None
+
+
+def _window_settings(folder: Path) -> tuple[float, float]:
+    """(window_s, hop_s) of the scenario the run was made with (defaults 2.5 s, 0.5 s)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        w = manifest["scenario"]["windows"]
+        return float(w["window_s"]), float(w["hop_s"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return 2.5, 0.5
+
+
+def load_run(folder: str | Path) -> RunData:
+    """Read a run folder; `UserError` when it is not one (missing folder or table)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: run folder not found")
+    missing = [f for f in RUN_FILES if not (folder / f).is_file()]
+    if missing:
+        raise UserError(f"{folder}: not a finished run (no {', '.join(missing)})")
+    summary = pd.read_csv(folder / "summary.csv")
+    if len(summary) == 0 or "duration_s" not in summary or "frames" not in summary:
+        raise UserError(f"{folder}/summary.csv: lacks duration_s or frames")
+    row = summary.iloc[0]
+    label = str(row["system"]) if "system" in summary else folder.name
+    duration = float(row["duration_s"])
+    frame_s = duration / max(1, int(row["frames"]) // max(1, int(row.get("flows", 1))))
+    if (folder / "windows.csv").is_file():
+        windows = pd.read_csv(folder / "windows.csv")
+        if not {"t_start_s", "t_end_s"} <= set(windows.columns):
+            raise UserError(f"{folder}/windows.csv: lacks t_start_s / t_end_s")
+    else:
+        starts, ends = window_grid(duration, *_window_settings(folder))
+        windows = network_windows(folder, starts, ends)
+    masks = read_masks(folder / "frames.csv", flow=0)
+    ref = folder / "reference.wav"
+    return RunData(folder, label, windows, frame_s, *(masks if masks is not None else (None, None)),
+                   reference=ref if ref.is_file() else None)
+
+
+def load_runs(folders: list[Path]) -> list[RunData]:
+    """Several runs; labels that repeat get the folder name added, so legends tell them apart."""
+    runs = [load_run(f) for f in folders]
+    labels = [r.label for r in runs]
+    for r in runs:
+        if labels.count(r.label) > 1:
+            r.label = f"{r.label} ({r.folder.name})"
+    return runs
