@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
     k.set_defaults(fn=_calibrate)
 
+    from simlab.batch.cli import add_parser as add_batch
+    from simlab.report.plot_cli import add_parser as add_plot
+    from simlab.train.cli import add_parser as add_train
+
+    add_batch(sub)
+    add_plot(sub)
+    add_train(sub)
+
     i = sub.add_parser("info", help="versions and git commit")
     i.set_defaults(fn=_info)
     return p

@@ -34,16 +34,16 @@ def _packet_row(pkt):
 
 
 class _Frames:
-    """frames.csv, opened at the first row, when the system's own columns are known."""
+    """frames.csv, opened at the first row, when the system's own columns are known (every flow
+    runs the same system, so they have the same columns)."""
 
     def __init__(self, path: Path | None):
         self.path = path
         self.stream = None
-        self.monitor = None
 
-    def add(self, row) -> None:
+    def add(self, row, info_columns) -> None:
         if self.stream is None:
-            cols = FRAME_COLUMNS + list(self.monitor.info_columns or [])
+            cols = FRAME_COLUMNS + list(info_columns or [])
             self.stream = CsvStream(self.path, cols) if self.path else NullStream()
         self.stream.add(row)
 
@@ -131,7 +131,7 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
     if out and samples is not None and sc.outputs.audio and sc.flows == 1:
         from simlab.report.audio_out import AudioPair
 
-        audio_out = AudioPair(out, system.sample_rate, system.frame_samples, system.algorithmic_delay_samples)
+        audio_out = AudioPair(out, system.sample_rate, system.frame_samples, getattr(system, "algorithmic_delay_samples", 0))
     pcap = None
     if out and sc.outputs.pcap:
         from simlab.report.pcap import PcapTap
@@ -168,7 +168,6 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
                     tx_timer, rx_timer, headers, rngs, n_frames, source, record, frames.add, play, sc.path)
         if pcap is not None and i == 0:
             flow.sender.tap = pcap.packet
-        frames.monitor = flow.monitor
         flows.append(flow)
     for f in flows:
         f.start()

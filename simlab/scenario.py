@@ -204,6 +204,7 @@ class Windows(Strict):
 
     window_s: PosSeconds = 2.5
     hop_s: PosSeconds = 0.5
+    metrics: bool = True  # quality metrics per window too (costly); false: network columns only
 
 
 class Scenario(Strict):

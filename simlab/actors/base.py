@@ -76,6 +76,9 @@ class System(Protocol):
     frame_samples: int
     lookahead_frames: int  # later frames the receiver waits for before it decodes frame n
     stages: tuple[str, ...]
+    # Optional: samples the decoded stream lags the input (codec look-ahead); 0 when absent. The
+    # simulation adds it to the latency and advances received.wav by it.
+    # algorithmic_delay_samples: int
 
     def transmit(self, frame: int, audio: np.ndarray | None, p_hat: float, timer: "Timer") -> Encoded:
         ...

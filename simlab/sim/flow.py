@@ -42,7 +42,7 @@ class Flow:
                  play: Callable | None = None, resolve: Callable = lambda p: p):
         frame_s = system.frame_samples / system.sample_rate
         self.frame_s = frame_s
-        self.monitor = Monitor(flow, frame_s, system.algorithmic_delay_samples / system.sample_rate,
+        self.monitor = Monitor(flow, frame_s, getattr(system, "algorithmic_delay_samples", 0) / system.sample_rate,
                                write_frame)
         fwd, rev = sc.network.forward, sc.network.reverse
         self.forward = Link(env, fwd.bandwidth_bps, fwd.delay_s, loss_schedule(fwd, rngs["forward_loss"], resolve, "network.forward"),

@@ -181,7 +181,7 @@ class Monitor:
         if self.info_columns:
             info = {**enc.info, **dec.info} if dec is not None else enc.info
             row.extend([info.get(k, "") for k in self.info_columns])
-        self.write_row(row)
+        self.write_row(row, self.info_columns)
         t = self.totals
         t[0] += 1
         t[1] += sent
