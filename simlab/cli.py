@@ -17,6 +17,8 @@ def _run(args) -> int:
     sc = load_scenario(args.scenario, args.set)
     out = Path(args.out) if args.out else Path("results") / sc.name
     summary = run_scenario(sc, out, force=args.force)
+    for warning in json.loads((out / "manifest.json").read_text()).get("warnings", []):
+        print(f"simlab: warning: {warning}", file=sys.stderr)
     keys = ["packets_sent", "loss_rate", "payload_bps", "header_bps", "ctrl_bps", "total_bps", "eq24_total_bps",
             "latency_mean_s", "latency_p95_s"]
     extra = [k for k in summary if k not in keys and k.split("_")[0] in ("visqol", "plcmos", "dnsmos", "wer")]
