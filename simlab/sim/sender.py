@@ -74,10 +74,10 @@ class Sender:
         for pkt in pkts:
             self.monitor.packet_made(pkt)
         # Frames of the group before are still needed for copies carried into this one.
-        old = frames[0] - G
-        for d in (self._layouts, self._side, self._encoded):
-            for n in [k for k in d if k < old]:
-                del d[n]
+        for n in range(frames[0] - 2 * G, frames[0] - G):
+            self._layouts.pop(n, None)
+            self._side.pop(n, None)
+            self._encoded.pop(n, None)
         known = dict(self._encoded) if self.tap is not None else None
         if end <= self.env.now:
             self._send(pkts, known)
