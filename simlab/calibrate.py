@@ -36,11 +36,12 @@ def _speech(sample_rate: int, seconds: float) -> tuple[np.ndarray, str]:
     return x[: int(seconds * sample_rate)], ", ".join(used)
 
 
-def measure(spec, device: str, frames: int = 100, loss: float = 0.2, seed: int = 0) -> tuple[dict, str]:
+def measure(spec, device: str, frames: int = 100, loss: float = 0.2, seed: int = 0,
+            threads: int = 1) -> tuple[dict, str]:
     """Per stage: median and p95 of the per-call time over ``frames`` frames (the first few
     calls, which warm caches and allocators, are left out)."""
     rng = np.random.default_rng(seed)
-    system = build_system(spec, rng, device=device, seed=seed)
+    system = build_system(spec, rng, device=device, seed=seed, threads=threads)
     timer = Timer("measured", cuda=device == "cuda")
     warm = 5
     speech, used = _speech(system.sample_rate, (frames + warm + 2) * system.frame_samples / system.sample_rate)
@@ -89,8 +90,8 @@ def gpu_name() -> str:
     return torch.cuda.get_device_name(0)
 
 
-def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2) -> dict:
-    stats, used = measure(spec, device, frames, loss)
+def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2, threads: int = 1) -> dict:
+    stats, used = measure(spec, device, frames, loss, threads=threads)
     data = {}
     if out.is_file():
         data = yaml.safe_load(out.read_text()) or {}
@@ -99,6 +100,7 @@ def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2
     data["source"] = f"measured by simlab calibrate on {cpu_name() if device == 'cpu' else gpu_name()}, " \
                      f"{datetime.date.today().isoformat()}"
     data["speech"] = used
+    data["threads"] = threads
     data["systems"][system_key(spec)] = stats
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -66,7 +66,7 @@ def _calibrate(args) -> int:
             if isinstance(exc, UserError):
                 raise
             raise UserError(f"--system: {args.system!r} is neither a scenario file nor a system mapping") from None
-    data = calibrate(spec, args.device, Path(args.out), frames=args.frames)
+    data = calibrate(spec, args.device, Path(args.out), frames=args.frames, threads=args.threads)
     from simlab.actors import system_key
 
     print(f"wrote {args.out}: {system_key(spec)} on {args.device}")
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     k.add_argument("--out", required=True, help="profile file (YAML); an existing one gains this system")
     k.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
+    k.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as runs use)")
     k.set_defaults(fn=_calibrate)
 
     from simlab.batch.cli import add_parser as add_batch

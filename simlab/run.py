@@ -107,7 +107,7 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
     audio_path = sc.audio_path()
     try:
         system = build_system(sc.system, np.random.default_rng(system_seed), device=device,
-                              seed=int(system_seed.generate_state(1)[0]))
+                              seed=int(system_seed.generate_state(1)[0]), threads=sc.compute.threads)
     except ValueError as exc:  # a setting the system cannot take (e.g. largesc quantizers > 8, fixed)
         raise UserError(f"system: {exc}") from None
     if audio_path is not None:

@@ -13,16 +13,20 @@ def system_key(spec) -> str:
     return spec.kind
 
 
-def build_system(spec, rng: np.random.Generator, device: str = "auto", seed: int = 0) -> System:
-    """The system a scenario names; heavy imports (torch, libopus, FFmpeg) only when used."""
+def build_system(spec, rng: np.random.Generator, device: str = "auto", seed: int = 0, threads: int = 1) -> System:
+    """The system a scenario names; heavy imports (torch, libopus, FFmpeg) only when used.
+    ``threads``: torch's intra-op threads for model-based systems."""
     if spec.kind == "synthetic":
         from simlab.actors.synthetic import SyntheticSystem
 
         return SyntheticSystem(spec.quantizers, spec.redundant, rng)
     if spec.kind == "largesc":
+        import torch
+
         from simlab.actors.largesc import LargeSCSystem
         from simlab.models.profiles import load_profile
 
+        torch.set_num_threads(threads)
         models = load_profile(spec.profile, device=device, seed=seed)
         return LargeSCSystem(models, quantizers=spec.quantizers, controller=spec.controller,
                              redundant=spec.redundant, concealer=spec.concealer, greedy=spec.greedy, seed=seed)

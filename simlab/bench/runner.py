@@ -15,6 +15,25 @@ def _print(title: str, rows: list[dict]) -> None:
         print("  ".join(fmt(r.get(c, "")).rjust(width[c]) for c in cols))
 
 
+def _largesc_rtf(seconds: float) -> dict:
+    """Real-time factor of a whole `largesc` run (small profile, LM concealer, 10 % loss, compute
+    measured): simulated speech seconds per wall second, everything included."""
+    import time
+
+    from simlab.run import simulate
+    from simlab.scenario import parse_scenario
+
+    sc = parse_scenario({"audio": "package:clip.wav", "duration_s": seconds, "seed": 1,
+                         "system": {"kind": "largesc", "profile": "small"},
+                         "network": {"forward": {"loss": {"model": "uniform", "p": 0.1}}},
+                         "compute": {"timing": "measured", "device": "auto"}})
+    t0 = time.perf_counter()
+    r = simulate(sc, None)
+    wall = time.perf_counter() - t0
+    return {"system": "largesc/small", "device": r["facts"]["device"], "speech_s": seconds, "wall_s": wall,
+            "realtime_factor": seconds / wall, "latency_mean_s": r["summary"]["latency_mean_s"]}
+
+
 def run_bench(what: str, quick: bool = False) -> int:
     import os
 
@@ -31,9 +50,13 @@ def run_bench(what: str, quick: bool = False) -> int:
 
             _print("codecs: encode/decode time per frame", bench_codecs(seconds=3.0 if quick else 10.0))
         elif name == "actors":
+            import torch
+
             from simlab.actors.largesc import bench_actors
 
-            _print("actors: time per 80 ms frame", bench_actors())
+            torch.set_num_threads(1)  # as runs use it (compute.threads)
+            _print("actors: time per 80 ms frame (1 torch thread)", bench_actors(frames=10 if quick else 20))
+            _print("actors: a whole largesc run, measured compute", [_largesc_rtf(5.0 if quick else 20.0)])
         elif name == "metrics":
             from simlab.metrics import bench_metrics
 
@@ -41,5 +64,6 @@ def run_bench(what: str, quick: bool = False) -> int:
         elif name == "batch":
             from simlab.batch.bench import bench_batch
 
-            _print("batch: a fixed small sweep, 1 and 2 workers", bench_batch())
+            rows = bench_batch(runs=4, duration_s=120.0) if quick else bench_batch()
+            _print("batch: a fixed small sweep, 1 and 2 workers", rows)
     return 0
