@@ -7,7 +7,6 @@ side information the receiver needs to parse each frame it touches: nothing cros
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

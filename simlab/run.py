@@ -310,7 +310,6 @@ def run_scenario(sc: Scenario, out_dir: str | Path, force: bool = False, progres
 
 def _score(sc: Scenario, folder: Path) -> dict:
     """Quality metrics named by the scenario, as summary columns (simlab.metrics)."""
-    from simlab.metrics import compute_metrics  # noqa: F401  (the metrics package)
     from simlab.metrics.run import score_run
 
     return score_run(sc, folder)

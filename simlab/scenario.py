@@ -354,6 +354,32 @@ def read_yaml(path: str | Path) -> Any:
         raise UserError(f"{path}: not valid YAML{where}") from None
 
 
+def set_path(data: dict, key: str, value: Any, where: str = "--set") -> None:
+    """Set ``a.b.c`` in nested mappings (list items by index: ``schedule.0.until_s``), creating
+    mappings on the way; ``where`` prefixes error messages (``--set``, ``grid``)."""
+    import copy
+
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        if isinstance(node, list):
+            try:
+                idx = int(part)
+                node[idx]
+            except (ValueError, IndexError):
+                raise UserError(f"{where} {key}: {part!r} is not an index of the list at "
+                                f"{'.'.join(parts[:i])}") from None
+            part = idx
+        elif not isinstance(node, dict):
+            raise UserError(f"{where} {key}: {'.'.join(parts[:i])} is not a mapping")
+        if i == len(parts) - 1:
+            node[part] = copy.deepcopy(value)
+        else:
+            if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """``a.b.c=value`` (value parsed as YAML; list items by index: ``schedule.0.until_s=5``)."""
     import copy
@@ -367,30 +393,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise UserError(f"--set {item}: value is not valid YAML") from None
-        parts = key.strip().split(".")
-        node = data
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if isinstance(node, list):
-                try:
-                    idx = int(part)
-                    node[idx]
-                except (ValueError, IndexError):
-                    raise UserError(f"--set {key}: {part!r} is not an index of the list at "
-                                    f"{'.'.join(parts[:i])}") from None
-                if last:
-                    node[idx] = value
-                else:
-                    node = node[idx]
-            elif isinstance(node, dict):
-                if last:
-                    node[part] = value
-                else:
-                    if not isinstance(node.get(part), (dict, list)):
-                        node[part] = {}
-                    node = node[part]
-            else:
-                raise UserError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+        set_path(data, key, value)
     return data
 
 

@@ -69,20 +69,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def entry(argv: list[str] | None = None) -> int:
-    """``python -m simlab.batch ...``: the subcommand alone, with the CLI's error handling."""
-    import os
+    """``python -m simlab.batch ...``: the ``batch`` subcommand of the main CLI."""
+    from simlab.cli import main as simlab_main
 
-    from simlab.errors import UserError
-
-    os.environ.setdefault("NO_TORCH_COMPILE", "1")
-    parser = argparse.ArgumentParser(prog="simlab")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["batch", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.fn(args)
-    except UserError as exc:
-        print(f"simlab: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("simlab: interrupted (rerun the same command to resume)", file=sys.stderr)
-        return 130
+    return simlab_main(["batch", *(sys.argv[1:] if argv is None else argv)])

@@ -17,6 +17,7 @@ import numpy as np
 from simlab.batch.audio_set import expand_audio, librispeech_transcript, scenario_audio
 from simlab.batch.experiment import AUDIO, LABEL, REPEAT, Experiment
 from simlab.errors import UserError
+from simlab.scenario import set_path as scenario_set_path
 from simlab.scenario import Scenario, parse_scenario, read_yaml
 
 
@@ -68,27 +69,8 @@ def run_key(resolved: dict) -> str:
 
 
 def set_path(data: dict, key: str, value: Any) -> None:
-    """Set ``a.b.c`` in nested mappings (list items by index), creating mappings on the way."""
-    parts = key.split(".")
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            try:
-                idx = int(part)
-                node[idx]
-            except (ValueError, IndexError):
-                raise UserError(f"grid: {key}: {part!r} is not an index of the list at "
-                                f"{'.'.join(parts[:i])}") from None
-            part = idx
-        elif not isinstance(node, dict):
-            raise UserError(f"grid: {key}: {'.'.join(parts[:i])} is not a mapping")
-        if last:
-            node[part] = copy.deepcopy(value)
-        else:
-            if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
-                node[part] = {}
-            node = node[part]
+    """Set ``a.b.c`` in nested mappings, as ``--set`` does (`simlab.scenario.set_path`)."""
+    scenario_set_path(data, key, value, where="grid:")
 
 
 def _base(exp: Experiment) -> tuple[dict, Path]:
