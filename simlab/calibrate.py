@@ -10,18 +10,8 @@ import numpy as np
 import yaml
 
 from simlab.actors import build_system, system_key
-from simlab.actors.base import Received, Timer
+from simlab.actors.base import DictWindow, Received, Timer
 from simlab.audio import SHIPPED_CLIP, read_audio, shared_speech
-
-
-class _Window:
-    """A receiver's view for calibration: frames as sent, with a fixed share of units lost."""
-
-    def __init__(self):
-        self.frames: dict[int, Received] = {}
-
-    def get(self, m: int):
-        return self.frames.get(m)
 
 
 def _speech(sample_rate: int, seconds: float) -> tuple[np.ndarray, str]:
@@ -46,7 +36,7 @@ def measure(spec, device: str, frames: int = 100, loss: float = 0.2, seed: int =
     warm = 5
     speech, used = _speech(system.sample_rate, (frames + warm + 2) * system.frame_samples / system.sample_rate)
     fs = system.frame_samples
-    window = _Window()
+    window = DictWindow()
     calls: dict[str, list[float]] = {s: [] for s in system.stages}
     look = system.lookahead_frames
     n_total = len(speech) // fs

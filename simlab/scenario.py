@@ -5,7 +5,6 @@ The format is declared once, as pydantic models: validation, defaults and the JS
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -13,6 +12,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simlab.errors import UserError
+from simlab.scenario_errors import format_error
 
 
 def _in(lo: float, hi: float):
@@ -151,7 +151,7 @@ class OpusSystem(Strict):
 
 class AacSystem(Strict):
     kind: Literal["aac"]
-    bitrate_bps: Annotated[int, _in(4000, 320000)] = 16000
+    bitrate_bps: Annotated[int, _in(4000, 144000)] = 16000  # AAC-LC mono at 24 kHz tops out at 144 kbit/s
 
 
 SystemSpec = Annotated[Union[SyntheticSystem, LargeSCSystem, OpusSystem, AacSystem], Field(discriminator="kind")]
@@ -254,77 +254,6 @@ class Scenario(Strict):
         return self.model_dump(mode="json")
 
 
-_UNION_TAGS = {"uniform", "gilbert_elliott", "trace", "synthetic", "largesc", "opus", "aac", "ewma", "window"}
-_TYPE_NAMES = {"float": "a number", "int": "an integer", "bool": "true or false", "string": "a string",
-               "dict": "a mapping", "list": "a list", "model": "a mapping"}
-
-
-def _fields_at(loc: tuple) -> list[str]:
-    """The keys the model at ``loc`` accepts (for did-you-mean)."""
-    model: Any = Scenario
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        if part in _UNION_TAGS:
-            model = _tagged(part)
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        model = _model_of(field.annotation)
-    return list(model.model_fields) if hasattr(model, "model_fields") else []
-
-
-def _tagged(tag: str):
-    for cls in (UniformLoss, GilbertElliottLoss, TraceLoss, SyntheticSystem, LargeSCSystem, OpusSystem,
-                AacSystem, Ewma, WindowEstimator):
-        lit = cls.model_fields.get("model") or cls.model_fields.get("kind")
-        if lit is not None and tag in getattr(lit.annotation, "__args__", ()):
-            return cls
-    return None
-
-
-def _model_of(ann):
-    import typing
-
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in typing.get_args(ann):
-        m = _model_of(arg)
-        if m is not None:
-            return m
-    return None
-
-
-def _format_error(err: dict) -> str:
-    loc = tuple(p for p in err["loc"] if p not in _UNION_TAGS)
-    path = ".".join(str(p) for p in loc) or "(top level)"
-    kind, value = err["type"], err.get("input")
-    if kind == "extra_forbidden":
-        key = str(err["loc"][-1])
-        allowed = [f for f in _fields_at(err["loc"][:-1]) if f != "base_dir"]
-        near = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else f" (known: {', '.join(allowed)})"
-        return f"{path}: unknown key{hint}"
-    if kind == "missing":
-        return f"{path}: missing (required)"
-    if kind == "literal_error":
-        return f"{path}: {value!r} is not one of {err['ctx']['expected'].replace(chr(39), '')}"
-    if kind == "union_tag_invalid":
-        tags = err["ctx"]["expected_tags"].replace("'", "")
-        near = difflib.get_close_matches(str(err["ctx"]["tag"]), tags.split(", "), n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
-        return f"{path}.{err['ctx']['discriminator'].strip(chr(39))}: {err['ctx']['tag']!r} is not one of {tags}{hint}"
-    if kind == "union_tag_not_found":
-        return f"{path}: needs {err['ctx']['discriminator']}"
-    if kind == "value_error":
-        return f"{path}: {err['msg'].removeprefix('Value error, ')}"
-    base = kind.split("_")[0]
-    if base in _TYPE_NAMES:
-        return f"{path}: expected {_TYPE_NAMES[base]}, got {value!r}"
-    return f"{path}: {err['msg']}"
-
-
 def parse_scenario(data: Any, base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
     if data is None:
         raise UserError(f"{source}: scenario is empty")
@@ -335,7 +264,7 @@ def parse_scenario(data: Any, base_dir: str | Path = ".", source: str = "scenari
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise UserError(f"{source}: {_format_error(errors[0])}{more}") from None
+        raise UserError(f"{source}: {format_error(errors[0])}{more}") from None
 
 
 def read_yaml(path: str | Path) -> Any:

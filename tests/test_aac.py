@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from simlab.actors import waveform_conceal as wc
-from simlab.actors.base import Received, Timer
+from simlab.actors.base import DictWindow, Received, Timer
 from simlab.audio import SHIPPED_CLIP, read_audio, shared_speech
 from simlab.errors import UserError
 
@@ -16,14 +16,7 @@ from simlab.actors.aac import AacSystem  # noqa: E402
 N = 1024
 
 
-class FakeWindow:
-    """The receiver's view: a dict of frame -> Received."""
-
-    def __init__(self, frames: dict[int, Received]):
-        self.frames = frames
-
-    def get(self, frame: int) -> Received | None:
-        return self.frames.get(frame)
+FakeWindow = DictWindow  # the receiver's view: a dict of frame -> Received
 
 
 @pytest.fixture(scope="module")

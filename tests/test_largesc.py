@@ -12,19 +12,10 @@ from simlab.actors.concealer import LMConcealer  # noqa: E402
 from simlab.actors.largesc import LargeSCSystem  # noqa: E402
 from simlab.actors.mimi import MimiCodec  # noqa: E402
 from simlab.audio import SHIPPED_CLIP, read_audio  # noqa: E402
+from simlab.actors.base import DictWindow  # noqa: E402
 from simlab.models.profiles import load_profile  # noqa: E402
 
 FRAMES = 6
-
-
-class DictWindow:
-    """A fake Window: frame -> Received (None when absent)."""
-
-    def __init__(self, received: dict):
-        self.received = received
-
-    def get(self, frame):
-        return self.received.get(frame)
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +165,7 @@ def test_repeat_fills_with_the_previous_frame(models, audio):
     system = LargeSCSystem(models, quantizers=8, controller="fixed", concealer="repeat")
     encoded = _transmit(system, audio)
     window = _window(encoded, loss=0.0)
-    window.received[2].arrived[4] = False
+    window.frames[2].arrived[4] = False
     rows, decoded, _ = _receive_spying(system, window, n=3)
     assert rows[2][4] == encoded[1].payload[4] and decoded[2].concealed == 1
     assert system.lookahead_frames == 0

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from simlab.actors.base import Received, Timer
+from simlab.actors.base import DictWindow, Received, Timer
 from simlab.audio import SHIPPED_CLIP, read_audio
 from simlab.errors import UserError
 
@@ -22,14 +22,7 @@ except UserError as exc:  # no libopus here: the tests that encode say so and sk
 needs_opus = pytest.mark.skipif(bool(_NO_OPUS), reason=_NO_OPUS)
 
 
-class FakeWindow:
-    """The receiver's view: a dict of frame -> Received."""
-
-    def __init__(self, frames: dict[int, Received]):
-        self.frames = frames
-
-    def get(self, frame: int) -> Received | None:
-        return self.frames.get(frame)
+FakeWindow = DictWindow  # the receiver's view: a dict of frame -> Received
 
 
 @pytest.fixture(scope="module")

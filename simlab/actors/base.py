@@ -60,6 +60,17 @@ class Window(Protocol):
         ...
 
 
+class DictWindow:
+    """A `Window` over a dict of frame -> Received: drives a system outside the simulation
+    (calibration, tests)."""
+
+    def __init__(self, frames: dict[int, Received] | None = None):
+        self.frames = frames if frames is not None else {}
+
+    def get(self, frame: int) -> Received | None:
+        return self.frames.get(frame)
+
+
 @dataclass
 class Decoded:
     """One released frame: its audio (None for systems without audio), how many of its
@@ -126,6 +137,13 @@ class Timer:
         d = self.durations
         d[stage] = d.get(stage, 0.0) + spent
         return result
+
+    def charge(self, stage: str) -> None:
+        """Record a stage whose work is too small to run through `run` (nothing to measure): it
+        costs its profile time, or nothing when measured."""
+        if self.mode == "profile" and self.profile is not None:
+            d = self.durations
+            d[stage] = d.get(stage, 0.0) + self.cost(stage)
 
     def cost(self, stage: str) -> float:
         if self.profile is None:

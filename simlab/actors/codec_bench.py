@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simlab.actors.base import Received, Timer
+from simlab.actors.base import DictWindow, Received, Timer
 
 #: (system, constructor kwargs) pairs the bench runs by default.
 DEFAULT_SETTINGS: tuple[tuple[str, dict], ...] = (
@@ -19,16 +19,10 @@ DEFAULT_SETTINGS: tuple[tuple[str, dict], ...] = (
 )
 
 
-class _DictWindow:
+def _window(encoded: list, lost: set[int]) -> DictWindow:
     """Every frame known; ``arrived`` false for the lost ones."""
-
-    def __init__(self, encoded: list, lost: set[int]):
-        self._r = {e.frame: Received(e.frame, np.ones(1, bool), np.array([e.frame not in lost]), e.payload)
-                   for e in encoded}
-
-    def get(self, frame: int) -> Received | None:
-        return self._r.get(frame)
-
+    return DictWindow({e.frame: Received(e.frame, np.ones(1, bool), np.array([e.frame not in lost]), e.payload)
+                       for e in encoded})
 
 def _make(system: str, kwargs: dict):
     if system == "opus":
@@ -60,7 +54,7 @@ def bench_codecs(seconds: float = 10.0, loss_every: int = 10,
         t_enc = tx_timer.take().get("encoder", 0.0)
         t_dec = {}
         for label, lost in (("lossless", set()), ("lossy", set(range(loss_every // 2, frames, loss_every)))):
-            rx, timer, w = _make(system, kwargs), Timer(mode="measured"), _DictWindow(enc, lost)
+            rx, timer, w = _make(system, kwargs), Timer(mode="measured"), _window(enc, lost)
             for i in range(frames):
                 rx.receive(i, w, timer)
             t_dec[label] = timer.take().get("decoder", 0.0)
