@@ -205,13 +205,16 @@ def summarize(sc, flows, stats, duration_s, headers, system) -> dict:
     if sc.feedback.accounting == "rtcp":
         ctrl_pred += flows[0].feedback.overhead_bytes * 8 / sc.feedback.interval_s
     tot = {k: sum(f.monitor.totals_dict[k] for f in flows) for k in flows[0].monitor.totals_dict}
-    lat = flows[0].monitor.latency if n == 1 else _merge([f.monitor.latency for f in flows])
-    eq22 = flows[0].monitor.eq22 if n == 1 else _merge([f.monitor.eq22 for f in flows])
+    from simlab.report.quantiles import StreamStats
     from simlab.sim.monitor import COMPONENTS
 
-    k = len(COMPONENTS)
-    sums = [sum(f.monitor.components[i] for f in flows) for i in range(2 * k)]
-    comps = {f"{name}_mean_s": (sums[i] / sums[k + i] if sums[k + i] else float("nan"))
+    lat, eq22 = StreamStats(), StreamStats()
+    for f in flows:
+        lat.merge(f.monitor.latency)
+        eq22.merge(f.monitor.eq22)
+    sums = sum(f.monitor.component_sums for f in flows)
+    counts = sum(f.monitor.component_counts for f in flows)
+    comps = {f"{name}_mean_s": (float(sums[i] / counts[i]) if counts[i] else float("nan"))
              for i, name in enumerate(COMPONENTS)}
     return {
         "name": sc.name, "system": system_key(sc.system), "seed": sc.seed, "duration_s": duration_s,
@@ -229,18 +232,6 @@ def summarize(sc, flows, stats, duration_s, headers, system) -> dict:
         "tokens_received": tot["tokens_received"], "tokens_lost": tot["tokens_lost"],
         "tokens_late": tot["tokens_late"], "tokens_concealed": tot["tokens_concealed"],
     }
-
-
-def _merge(stats_list):
-    from simlab.report.quantiles import StreamStats
-
-    m = StreamStats()
-    for s in stats_list:
-        m.bins += s.bins
-        m.n += s.n
-        m.total += s.total
-        m.max = max(m.max, s.max)
-    return m
 
 
 def versions() -> dict:

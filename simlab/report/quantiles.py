@@ -18,15 +18,25 @@ class StreamStats:
         self.total = 0.0
         self.max = -math.inf
 
-    def add(self, x: float) -> None:
-        if x != x:  # NaN: nothing to count
+    def add_many(self, values: np.ndarray) -> None:
+        """Count a block of values (NaN values are skipped: nothing to count)."""
+        x = np.asarray(values, dtype=np.float64)
+        x = x[~np.isnan(x)]
+        if not x.size:
             return
-        self.n += 1
-        self.total += x
-        if x > self.max:
-            self.max = x
-        i = 0 if x <= self.lo else int(math.log(x / self.lo) / self._log_step) + 1
-        self.bins[min(i, len(self.bins) - 1)] += 1
+        self.n += int(x.size)
+        self.total += float(x.sum())
+        self.max = max(self.max, float(x.max()))
+        with np.errstate(divide="ignore"):
+            idx = np.where(x <= self.lo, 0, np.floor(np.log(np.maximum(x, self.lo) / self.lo) / self._log_step) + 1)
+        idx = np.minimum(idx.astype(np.int64), len(self.bins) - 1)
+        self.bins += np.bincount(idx, minlength=len(self.bins))
+
+    def merge(self, other: "StreamStats") -> None:
+        self.bins += other.bins
+        self.n += other.n
+        self.total += other.total
+        self.max = max(self.max, other.max)
 
     @property
     def mean(self) -> float:

@@ -78,3 +78,4 @@ class Flow:
     def finish(self) -> None:
         self.receiver.finish()
         self.feedback.catch_up(self.duration_s)
+        self.monitor.flush_stats()

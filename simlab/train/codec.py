@@ -1,0 +1,160 @@
+"""Recipe `train codec`: the small Mimi (moshi's `MimiModel`) trained on real speech.
+
+What it optimises:
+- reconstruction that listeners care about: multi-resolution STFT + log-mel L1 + a small
+  waveform L1 (`simlab.train.losses`); no adversarial term (not affordable on 2 CPU cores);
+- the codebooks by moshi's own training-mode quantizer: k-means initialisation, EMA centroid
+  updates, dead-code replacement, plus its commitment penalty on the encoder;
+- variable bitrate by quantizer dropout: with probability ``full_rate`` a batch uses all 8
+  codebooks, otherwise K drawn uniformly from 1..7, and only the first K are decoded, so any
+  first-K prefix decodes (the semantic codebook 0 always included, as at K=1).
+Codebook 0 has no semantic teacher here (Mimi distils WavLM into it; no WavLM is available):
+it is simply the first codebook of its own split quantizer.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from simlab.models.checkpoint import save_state_dict
+from simlab.models.mimi_config import FRAME_SAMPLES, N_Q, SAMPLE_RATE, build_mimi, drop_codebook_cache
+from simlab.train import config as cfg
+from simlab.train.data import load_corpus, random_crops
+from simlab.train.losses import MelLoss, MultiResolutionSTFTLoss
+from simlab.train.state import (load_state, make_optimizer, pick_device, save_state, seeded_torch, set_threads,
+                                train_loop)
+
+WEIGHTS_FILE = "mimi.safetensors"
+
+
+def codec_forward(mimi, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mimi's forward pass (`MimiModel.forward`) decoding only the first ``k`` codebooks.
+
+    ``x`` [B, 1, samples] -> (reconstruction [B, 1, samples], commitment penalty). In
+    training mode the quantizer updates its codebooks (EMA) for the codebooks it uses.
+    """
+    length = x.shape[-1]
+    emb = mimi.encoder(x)
+    if mimi.encoder_transformer is not None:
+        (emb,) = mimi.encoder_transformer(emb)
+    emb = mimi._to_framerate(emb)
+    zq, penalty = quantize_first_k(mimi.quantizer, emb, k, mimi.frame_rate)
+    emb = mimi._to_encoder_framerate(zq)
+    if mimi.decoder_transformer is not None:
+        (emb,) = mimi.decoder_transformer(emb)
+    return mimi.decoder(emb)[..., :length], penalty
+
+
+def quantize_first_k(quantizer, emb: torch.Tensor, k: int, frame_rate: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`SplitResidualVectorQuantizer.forward` restricted to codebooks 0..k-1 (semantic first),
+    with its penalty renormalised by the codebooks used, as moshi does under dropout."""
+    n_sem = quantizer.n_q_semantic
+    first = quantizer.rvq_first(emb, frame_rate)
+    if k <= n_sem:
+        return first.x, first.penalty
+    rest_q = quantizer.rvq_rest
+    full = rest_q.n_q
+    rest_q.n_q = k - n_sem
+    try:
+        rest = rest_q(emb, frame_rate)
+    finally:
+        rest_q.n_q = full
+    penalty = (first.penalty * n_sem + rest.penalty * (k - n_sem)) / k
+    return first.x + rest.x, penalty
+
+
+def _codebooks(mimi) -> list:
+    q = mimi.quantizer
+    return [layer._codebook for layer in list(q.rvq_first.vq.layers) + list(q.rvq_rest.vq.layers)]
+
+
+def get_unused_checks(mimi) -> list[int]:
+    """moshi's per-codebook countdown to the next dead-code check (plain attributes, not in
+    the state dict): saved with a checkpoint so that a resumed run replaces codes when an
+    uninterrupted one would."""
+    return [int(cb._next_unused_check) for cb in _codebooks(mimi)]
+
+
+def set_unused_checks(mimi, values: list[int]) -> None:
+    for cb, value in zip(_codebooks(mimi), values):
+        cb._next_unused_check = int(value)
+
+
+def check(config: dict) -> None:
+    for key, low, high, integer in (("steps", 1, 10**7, True), ("batch", 1, 4096, True),
+                                    ("segment_frames", 2, 10**4, True), ("lr", 1e-7, 1.0, False),
+                                    ("full_rate", 0.0, 1.0, False), ("max_minutes", 0.01, 10**5, False),
+                                    ("checkpoint_every", 1, 10**7, True), ("seed", 0, 2**32 - 1, True)):
+        cfg.check_range(config, key, low, high, integer)
+
+
+def train_codec(config: dict, resume: bool = False) -> Path:
+    """Run the recipe; returns the path of the trained weights (``<out_dir>/mimi.safetensors``)."""
+    check(config)
+    set_threads(int(config["threads"]))
+    device = pick_device(config["device"])
+    out_dir = Path(config["out_dir"]).expanduser()
+    rng = np.random.default_rng(config["seed"])
+    corpus = load_corpus(config["data"], config["max_minutes"], np.random.default_rng(config["seed"]))
+    samples = config["segment_frames"] * FRAME_SAMPLES
+    with seeded_torch(config["seed"], device):
+        from simlab.models.mimi_config import small_mimi_kwargs
+
+        mimi = build_mimi(small_mimi_kwargs(), device)
+        mimi.train()
+        w = config["loss_weights"]
+        stft = MultiResolutionSTFTLoss(config["stft_resolutions"]).to(device)
+        mel = MelLoss(SAMPLE_RATE, **config["mel"]).to(device)
+        opt = make_optimizer(mimi.parameters(), config["lr"], config["weight_decay"])
+        start = 0
+        if resume:
+            start, extra = load_state(out_dir, {"mimi": mimi}, opt, rng)
+            drop_codebook_cache(mimi)
+            set_unused_checks(mimi, extra["unused_checks"])
+        sched = lr_schedule(opt, config["warmup"], config["steps"], start)
+
+        def step(i: int) -> dict[str, float]:
+            k = N_Q if rng.random() < config["full_rate"] else int(rng.integers(1, N_Q))
+            x = torch.from_numpy(random_crops(corpus, config["batch"], samples, rng)).to(device)
+            y, penalty = codec_forward(mimi, x[:, None], k)
+            y = y[:, 0]
+            l_stft, l_mel = stft(y, x), mel(y, x)
+            l_wave = (y - x).abs().mean()
+            loss = w["stft"] * l_stft + w["mel"] * l_mel + w["wave"] * l_wave + w["commit"] * penalty
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(mimi.parameters(), config["grad_clip"])
+            opt.step()
+            sched.step()
+            return {"loss": loss.item(), "mel": l_mel.item(), "stft": l_stft.item(), "k": k,
+                    "commit": penalty.item()}
+
+        t0 = time.perf_counter()
+        train_loop(config["steps"], start, step,
+                   lambda s: save_state(out_dir, s, {"mimi": mimi}, opt, rng,
+                                        {"unused_checks": get_unused_checks(mimi)}),
+                   config["checkpoint_every"], "train codec", out_dir / "log.jsonl")
+        mimi.eval()
+        drop_codebook_cache(mimi)
+        path = out_dir / WEIGHTS_FILE
+        save_state_dict(mimi.state_dict(), path)
+        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{config['steps']}\n")
+    return path
+
+
+def lr_schedule(opt: torch.optim.Optimizer, warmup: int, steps: int, start: int):
+    """Linear warm-up then cosine decay to 10 % of the peak learning rate, positioned at
+    step ``start`` (a resumed optimizer's groups carry their ``initial_lr``)."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(warmup, steps), last_epoch=start - 1)
+
+
+def _warmup_cosine(warmup: int, steps: int):
+    def factor(i: int) -> float:
+        if i < warmup:
+            return (i + 1) / warmup
+        t = min(1.0, (i - warmup) / max(1, steps - warmup))
+        return float(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t)))
+    return factor

@@ -1,0 +1,84 @@
+"""Token loss on whole utterances, offline, with the system's real parts: Mimi's streaming
+codec, the concealers of `simlab.actors.concealer` and the controllers of
+`simlab.actors.controller`. Used by `simlab train evaluate`.
+
+Packetisation (as the simulation's default): a packet carries ``frames_per_packet`` frames'
+first copies; the second copy of an m = 2 token travels in the next packet. A token arrives
+if any packet holding a copy of it arrives. Tokens never sent stay absent (-1) for the
+decoder; the LM concealer, like the receiver in `simlab.actors.largesc`, predicts every token
+that did not arrive and the decoder uses its predictions only for tokens that were sent.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simlab.actors.concealer import DropConcealer, LMConcealer, RepeatConcealer
+from simlab.actors.mimi import MimiCodec
+from simlab.models.mimi_config import FRAME_SAMPLES
+
+MISSING = -1
+
+
+def encode(codec: MimiCodec, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Streaming encode: (tokens [T, 8], latents [T, 512], audio zero-padded to T frames)."""
+    frames = -(-len(audio) // FRAME_SAMPLES)
+    x = np.zeros(frames * FRAME_SAMPLES, dtype=np.float32)
+    x[:len(audio)] = audio
+    codec.reset()
+    pairs = [codec.encode(x[n * FRAME_SAMPLES:(n + 1) * FRAME_SAMPLES]) for n in range(frames)]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), x
+
+
+def decode(codec: MimiCodec, tokens: np.ndarray) -> np.ndarray:
+    """Streaming decode of [T, 8] tokens (-1 = absent, left out of the codebook sum)."""
+    codec.reset()
+    return np.concatenate([codec.decode(row) for row in tokens.astype(np.int64)])
+
+
+def arrivals(masks: np.ndarray, lost_packets: np.ndarray, frames_per_packet: int) -> np.ndarray:
+    """[T, 8] bool: token arrived, for masks m ∈ {0,1,2} and per-packet losses (enough packets
+    for T frames plus one, which may carry the last frames' second copies)."""
+    T = masks.shape[0]
+    packet = np.arange(T) // frames_per_packet
+    first_ok = ~lost_packets[packet]
+    second_ok = ~lost_packets[packet + 1]
+    return (masks >= 1) & first_ok[:, None] | (masks >= 2) & second_ok[:, None]
+
+
+def conceal(kind: str, tokens: np.ndarray, arrived: np.ndarray, lm=None) -> np.ndarray:
+    """[T, 8] tokens as a concealer ``kind`` ('lm', 'repeat', 'drop') fills the ones that did
+    not arrive (-1 where it leaves them absent). Received tokens are unchanged."""
+    received = np.where(arrived, tokens, MISSING).astype(np.int64)
+    T, K = received.shape
+    if kind == "drop":
+        concealer = DropConcealer(K)
+        return np.stack([concealer.conceal(row) for row in received])
+    if kind == "repeat":
+        concealer = RepeatConcealer(K)
+        return np.stack([concealer.conceal(row) for row in received])
+    if kind != "lm":
+        raise ValueError(f"concealer {kind!r}: expected 'lm', 'repeat' or 'drop'")
+    concealer = LMConcealer(lm)
+    out = received.copy()
+    prev = np.full(K - 1, MISSING, dtype=np.int64)
+    for n in range(T + 1):  # step T completes frame T-1's acoustic tokens
+        semantic = int(received[n, 0]) if n < T else MISSING
+        sem, acoustic = concealer.step(semantic, prev)
+        if n < T:
+            out[n, 0] = sem
+            prev = received[n, 1:]
+        if n > 0:
+            out[n - 1, 1:] = acoustic
+    return out
+
+
+def decoder_tokens(tokens: np.ndarray, masks: np.ndarray, arrived: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """What the decoder gets: arrived tokens, concealed ones where sent but lost, -1 where never sent."""
+    lost = (masks >= 1) & ~arrived
+    return np.where(arrived, tokens, np.where(lost, filled, MISSING))
+
+
+def controller_masks(controller, latents: np.ndarray, p_hat: float, quantizers: int) -> np.ndarray:
+    """[T, 8] masks of a controller (`AdaptiveController` or `FixedController`) over an utterance."""
+    controller.reset()
+    return np.stack([controller.decide(z, p_hat, quantizers) for z in latents]).astype(np.int64)

@@ -1,0 +1,142 @@
+"""What every recipe shares: device choice, seeded torch randomness, resumable checkpoints
+and the tqdm progress loop.
+
+A training checkpoint (``<out>/train_state.pt``) holds the model and optimizer state, the
+step, and the states of the recipe's numpy `Generator` and of torch's generator; it is
+written atomically every ``checkpoint_every`` steps and read back with
+``torch.load(weights_only=True)`` (plain tensors and containers only, never pickled code).
+Resuming from it continues the exact same random sequence: the result equals an
+uninterrupted run.
+
+Torch's global generator: moshi's quantizer draws from it (k-means init, dead-code
+replacement) and its modules initialise from it. Recipes run inside `seeded_torch`
+(`torch.random.fork_rng` seeded from the recipe seed), so those draws are reproducible and
+the caller's global state is left exactly as it was.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from simlab.errors import UserError
+
+STATE_FILE = "train_state.pt"
+
+
+def pick_device(name: str) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; 'cpu'/'cuda[:N]' as given (checked)."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu" or (name.startswith("cuda") and torch.cuda.is_available()):
+        return name
+    raise UserError(f"device {name!r}: expected 'auto', 'cpu' or an available 'cuda[:N]'")
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int, device: str) -> Iterator[None]:
+    """Torch's global generators (CPU, and CUDA when used) seeded with ``seed`` for the block,
+    restored afterwards."""
+    devices = [torch.device(device)] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def file_hash(path: str | Path, length: int = 16) -> str:
+    """SHA-256 prefix of a file's bytes (keys token caches to the codec that made them)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
+
+
+def save_state(out_dir: Path, step: int, modules: dict[str, torch.nn.Module],
+               optimizer: torch.optim.Optimizer, rng: np.random.Generator, extra: dict | None = None) -> None:
+    """Write the training checkpoint atomically (a crash mid-write leaves the previous one)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        "step": step,
+        "modules": {k: m.state_dict() for k, m in modules.items()},
+        "optimizer": optimizer.state_dict(),
+        "numpy_rng": json.dumps(rng.bit_generator.state),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else torch.zeros(0, dtype=torch.uint8),
+        "extra": json.dumps(extra or {}),
+    }
+    tmp = out_dir / (STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out_dir / STATE_FILE)
+
+
+def load_state(out_dir: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+               rng: np.random.Generator) -> tuple[int, dict]:
+    """Restore a checkpoint written by `save_state` into ``modules``, ``optimizer`` and ``rng``
+    (and torch's generator); returns (step, extra). `UserError` if there is none."""
+    path = out_dir / STATE_FILE
+    if not path.is_file():
+        raise UserError(f"--resume: no checkpoint {path} (run without --resume first)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot read the training checkpoint ({str(exc).splitlines()[0][:160]})") from None
+    for key, module in modules.items():
+        module.load_state_dict(state["modules"][key])
+    optimizer.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = json.loads(state["numpy_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    if torch.cuda.is_available() and state["cuda_rng"].numel():
+        torch.cuda.set_rng_state(state["cuda_rng"])
+    return int(state["step"]), json.loads(state["extra"])
+
+
+def train_loop(steps: int, start: int, step_fn: Callable[[int], dict[str, float]], checkpoint: Callable[[int], None],
+               checkpoint_every: int, desc: str, log_path: Path | None = None) -> list[dict]:
+    """Run ``step_fn(step)`` for step = start .. steps-1 under a tqdm bar, checkpointing every
+    ``checkpoint_every`` steps and at the end; appends one JSON line per step to ``log_path``."""
+    from tqdm import tqdm
+
+    history = []
+    t0 = time.perf_counter()
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "a" if start else "w") if log_path is not None else None
+    try:
+        with tqdm(total=steps, initial=start, desc=desc, mininterval=5.0, dynamic_ncols=True) as bar:
+            for step in range(start, steps):
+                stats = step_fn(step)
+                stats = {k: float(v) for k, v in stats.items()}
+                history.append(stats)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(stats.items())[:4]}, refresh=False)
+                bar.update(1)
+                if log is not None:
+                    log.write(json.dumps({"step": step, "elapsed_s": round(time.perf_counter() - t0, 2), **stats}) + "\n")
+                    log.flush()
+                if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+                    checkpoint(step + 1)
+    finally:
+        if log is not None:
+            log.close()
+    return history
+
+
+def make_optimizer(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW (the paper's optimizer for both stages)."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise UserError("nothing to train: no parameter requires a gradient")
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def set_threads(threads: int) -> None:
+    """Torch CPU threads for this process (the recipes default to 1: the machine is shared)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
