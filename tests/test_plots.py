@@ -221,3 +221,29 @@ def test_fig9_scenario_windows_follow_the_phases(tmp_path):
 
     assert (inside(0.0, 3.75).loss_rate == 0).all()
     assert inside(15.0, 18.75).loss_rate.mean() > inside(3.75, 7.5).loss_rate.mean() + 0.1
+
+
+def test_loss_model_coordinates_become_rate_and_model(tmp_path):
+    """A grid over loss-model mappings (fig. 5) plots against the nominal loss, one line per
+    system and loss model."""
+    import json
+
+    from simlab.report.curves import default_by, default_x, grouped_means, read_table
+
+    rows = []
+    for label in ("a", "b"):
+        for spec in ({"model": "uniform", "p": 0.1}, {"model": "uniform", "p": 0.2},
+                     {"model": "gilbert_elliott", "loss": 0.1, "burst": 3},
+                     {"model": "gilbert_elliott", "p": 0.05, "r": 0.2, "loss_good": 0.0, "loss_bad": 1.0}):
+            for rep in range(2):
+                rows.append({"label": label, "network.forward.loss": json.dumps(spec), "repeat": rep,
+                             "visqol": 3 + rep + (label == "b")})
+    path = tmp_path / "runs.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    df = read_table(path)
+    assert default_x(df) == "network.forward.loss.rate"
+    assert default_by(df) == ["label", "network.forward.loss.model"]
+    assert sorted(df["network.forward.loss.rate"].unique()) == pytest.approx([0.1, 0.2])  # 0.05/0.25 = 0.2
+    g = grouped_means(df, "network.forward.loss.rate", "visqol", default_by(df))
+    assert set(g.line) == {"a, uniform", "a, gilbert_elliott", "b, uniform", "b, gilbert_elliott"}
+    assert (g[g.line.str.startswith("a")]["mean"] == 3.5).all() and (g[g.line.str.startswith("b")]["mean"] == 4.5).all()

@@ -27,7 +27,8 @@ LABELS = {"visqol": "ViSQOL (MOS-LQO)", "plcmos": "PLCMOS", "dnsmos_ovrl": "DNSM
           "logf0_rmse_cents": "log-F0 RMSE (cents)", "token_accuracy": "token accuracy",
           "payload_bps": "payload bitrate (bit/s)", "total_bps": "total bitrate incl. headers, feedback (bit/s)",
           "loss_rate": "measured forward loss rate", "network.forward.loss.p": "forward loss probability",
-          "network.forward.loss.loss": "forward average loss (Gilbert-Elliott)"}
+          "network.forward.loss.loss": "forward average loss (Gilbert-Elliott)",
+          "network.forward.loss.rate": "forward loss rate (nominal)"}
 
 
 def _is_repeat(col: str) -> bool:
@@ -35,8 +36,10 @@ def _is_repeat(col: str) -> bool:
 
 
 def varying_coordinates(df: pd.DataFrame) -> list[str]:
-    """Dotted (scenario key path) columns that take more than one value, repeats excluded."""
-    return [c for c in df.columns if "." in c and not _is_repeat(c) and df[c].nunique(dropna=False) > 1]
+    """Dotted (scenario key path) columns that take more than one value, repeats excluded (a loss
+    mapping expanded into ``.model`` and ``.rate`` counts through those)."""
+    return [c for c in df.columns if "." in c and not _is_repeat(c) and f"{c}.rate" not in df.columns
+            and df[c].nunique(dropna=False) > 1]
 
 
 def default_x(df: pd.DataFrame) -> str:
@@ -62,8 +65,44 @@ def default_ys(df: pd.DataFrame) -> list[str]:
 
 
 def default_by(df: pd.DataFrame) -> list[str]:
-    """``system`` (the label column of a batch table) when present."""
-    return ["system"] if "system" in df else []
+    """The batch table's system ``label`` (else ``system``), and the loss model when it varies
+    (uniform and Gilbert-Elliott points are separate lines)."""
+    by = ["label"] if "label" in df else ["system"] if "system" in df else []
+    return by + [c for c in df.columns if c.endswith(".model") and df[c].nunique() > 1]
+
+
+def nominal_loss(spec: dict) -> float:
+    """The average loss a loss-model mapping asks for (NaN for a trace)."""
+    model = spec.get("model")
+    if model == "uniform":
+        return float(spec.get("p", 0.0))
+    if model == "gilbert_elliott":
+        if spec.get("loss") is not None:
+            return float(spec["loss"])
+        p, r = float(spec["p"]), float(spec["r"])
+        bad = p / (p + r)
+        return float(spec.get("loss_good", 0.0)) * (1 - bad) + float(spec.get("loss_bad", 1.0)) * bad
+    return float("nan")
+
+
+def expand_loss_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """A coordinate whose values are loss-model mappings (JSON in runs.csv) gains ``<col>.model``
+    and ``<col>.rate`` (the nominal average loss), so it can be an x axis and a grouping."""
+    import json
+
+    for col in [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]:
+        vals = df[col].dropna()
+        if vals.empty or not vals.astype(str).str.startswith("{").all():
+            continue
+        try:
+            specs = [json.loads(v) if isinstance(v, str) else None for v in df[col]]
+        except ValueError:
+            continue
+        if not all(isinstance(d, dict) and "model" in d for d in specs if d is not None):
+            continue
+        df[f"{col}.model"] = [d["model"] if d else None for d in specs]
+        df[f"{col}.rate"] = [nominal_loss(d) if d else float("nan") for d in specs]
+    return df
 
 
 def _ci(values: np.ndarray) -> tuple[float, float, int]:
@@ -125,7 +164,7 @@ def read_table(path: Path) -> pd.DataFrame:
         raise UserError(f"{path}: not a readable CSV table ({type(exc).__name__})") from None
     if df.empty:
         raise UserError(f"{path}: the table has no rows")
-    return df
+    return expand_loss_columns(df)
 
 
 def curves_figure(df: pd.DataFrame, x: str | None = None, ys: list[str] | None = None,
