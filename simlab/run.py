@@ -138,22 +138,17 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
 
         pcap = PcapTap(out / "forward.pcap", ipv6=sc.network.headers == "ipv6",
                        frame_samples=system.frame_samples)
-    stats = {"media": [0, 0, 0, 0, 0, 0], "feedback": [0, 0]}  # sent, lost, dropped, late, hdr B, payload B
+    stats = {"media": [0, 0, 0, 0, 0, 0]}  # sent, lost, dropped, late, header bytes, payload bytes
 
-    def record(pkt):
-        if pkt.kind == "feedback":
-            s = stats["feedback"]
-            s[0] += 1
-            s[1] += pkt.size_bytes
-        else:
-            s = stats["media"]
-            s[0] += 1
-            s[1] += pkt.lost
-            s[2] += pkt.dropped
-            s[3] += pkt.late
-            if not pkt.dropped:
-                s[4] += pkt.header_bytes
-                s[5] += pkt.payload_bytes
+    def record(pkt):  # forward media packets; feedback reports write their rows themselves
+        s = stats["media"]
+        s[0] += 1
+        s[1] += pkt.lost
+        s[2] += pkt.dropped
+        s[3] += pkt.late
+        if not pkt.dropped:
+            s[4] += pkt.header_bytes
+            s[5] += pkt.payload_bytes
         packets.add(_packet_row(pkt))
 
     flows = []
@@ -165,7 +160,8 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
             play = audio_out.play
         flow = Flow(env, i, sc, system if i == 0 else build_system(
                         sc.system, np.random.default_rng(fs.spawn(1)[0]), device=device, seed=i),
-                    tx_timer, rx_timer, headers, rngs, n_frames, source, record, frames.add, play, sc.path)
+                    tx_timer, rx_timer, headers, rngs, n_frames, source, record, packets.add, frames.add, play,
+                    sc.path)
         if pcap is not None and i == 0:
             flow.sender.tap = pcap.packet
         flows.append(flow)
@@ -191,7 +187,8 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
 def summarize(sc, flows, stats, duration_s, headers, system) -> dict:
     n = len(flows)
     sent, lost, dropped, late, hdr_b, pay_b = stats["media"]
-    fb_sent, fb_bytes = stats["feedback"]
+    fb_sent = sum(f.feedback.sent for f in flows)
+    fb_bytes = sum(f.feedback.carried_bytes for f in flows)
     # Reports due within the call (those made while the last frames drained are not counted).
     in_call = [math.floor(duration_s / sc.feedback.interval_s + 1e-9)] * n
     per_report = fb_bytes / fb_sent if fb_sent else 0

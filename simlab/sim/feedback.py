@@ -94,7 +94,7 @@ class Feedback:
     def __init__(self, interval_s: float, report_bytes: int, overhead_bytes: int, estimator,
                  bandwidth_bps: float, delay_s: float, jitter_s: float, loss: Schedule,
                  rng: np.random.Generator, flow: int, initial_p: float,
-                 record: Callable[[Packet], None]):
+                 write_row: Callable[[tuple], None]):
         self.interval_s = interval_s
         self.report_bytes = report_bytes
         self.overhead_bytes = overhead_bytes
@@ -105,8 +105,12 @@ class Feedback:
         self.loss = loss
         self.rng = rng
         self.flow = flow
-        self.record = record
+        self.write_row = write_row
         self.counter = RtcpCounter()
+        self.size_bytes = overhead_bytes + report_bytes
+        self._tx_s = self.size_bytes * 8.0 / bandwidth_bps
+        # A report of n bytes quantises p-hat to 2^(8n) - 1 steps (at most 16 bits), as a real one would.
+        self._levels = (1 << (8 * min(report_bytes, 2))) - 1
         self.tx = Fifo()
         self._k = 1  # next report index (report k at k * interval_s)
         self._seq = 0
@@ -135,34 +139,35 @@ class Feedback:
     def _report(self, tau: float) -> None:
         expected, received = self.counter.interval()
         value = self.estimator.update(tau, expected, received)
-        # One byte quantises p-hat to 1/255 steps, as a real report would.
-        levels = (1 << (8 * min(self.report_bytes, 2))) - 1
-        value = round(value * levels) / levels
-        pkt = Packet(self.flow, self._seq, "feedback", self.overhead_bytes, 8 * self.report_bytes, [])
+        value = round(value * self._levels) / self._levels
+        seq = self._seq
         self._seq += 1
-        pkt.send_s = tau
-        _, end = self.tx.serve(tau, pkt.size_bytes * 8.0 / self.bandwidth_bps)
-        self.carried_bytes += pkt.size_bytes
+        _, end = self.tx.serve(tau, self._tx_s)
+        self.carried_bytes += self.size_bytes
         self.sent += 1
         if self.loss.lost(tau):
-            pkt.lost = True
             self.lost += 1
+            arrival = math.nan
         else:
             delay = self.delay_s
             if self.jitter_s:
                 delay = max(0.0, delay + self.jitter_s * (2.0 * self.rng.random() - 1.0))
-            pkt.arrival_s = end + delay
-            # This report is the newest; older reports arriving after it (reordered by jitter)
-            # are stale by sequence number and a real sender ignores them.
-            i = bisect.bisect_right(self._times, pkt.arrival_s)
-            del self._times[i:], self._values[i:]
-            self._times.append(pkt.arrival_s)
+            arrival = end + delay
+            times = self._times
+            if arrival < times[-1]:
+                # This report is the newest; older reports arriving after it (reordered by
+                # jitter) are stale by sequence number and a real sender ignores them.
+                i = bisect.bisect_right(times, arrival)
+                del times[i:], self._values[i:]
+            times.append(arrival)
             self._values.append(value)
-            self._trim()
-        self.record(pkt)
+            if len(times) > 1024:
+                self._trim()
+        # A packets.csv row (see simlab.run.PACKET_COLUMNS): the report's way back.
+        self.write_row((self.flow, seq, "feedback", tau, arrival, self.overhead_bytes, self.report_bytes,
+                        8 * self.report_bytes, -1, int(arrival != arrival), 0, 0))
 
     def _trim(self) -> None:
         # Keep memory flat: only the last few reports can still matter.
-        if len(self._times) > 1024:
-            del self._times[:512]
-            del self._values[:512]
+        del self._times[:512]
+        del self._values[:512]

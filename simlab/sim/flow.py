@@ -38,7 +38,8 @@ def loss_schedule(link_spec, rng: np.random.Generator, resolve: Callable, where:
 class Flow:
     def __init__(self, env: simpy.Environment, flow: int, sc, system: System, tx_timer: Timer,
                  rx_timer: Timer, headers: HeaderProfile, rngs: dict, n_frames: int,
-                 audio: Callable[[int], object], record_packet: Callable, write_frame: Callable,
+                 audio: Callable[[int], object], record_packet: Callable, write_packet_row: Callable,
+                 write_frame: Callable,
                  play: Callable | None = None, resolve: Callable = lambda p: p):
         frame_s = system.frame_samples / system.sample_rate
         self.frame_s = frame_s
@@ -52,7 +53,7 @@ class Flow:
         self.feedback = Feedback(fb.interval_s, fb.report_bytes, overhead, make_estimator(fb.estimator, fb.initial_p),
                                  rev.bandwidth_bps, rev.delay_s, rev.jitter_s,
                                  loss_schedule(rev, rngs["reverse_loss"], resolve, "network.reverse"), rngs["reverse_jitter"], flow,
-                                 fb.initial_p, record_packet)
+                                 fb.initial_p, write_packet_row)
         pz = sc.packetization
         self.packetizer = Packetizer(flow, pz.frames_per_packet, pz.interleave, pz.redundancy, headers)
         self.sender = Sender(env, system, tx_timer, self.packetizer, self.monitor, self.feedback, audio,

@@ -1,6 +1,9 @@
 """Recipe `train codec`: the small Mimi (moshi's `MimiModel`) trained on real speech.
 
 What it optimises:
+- a variance-preserving initialisation of the convolutions (`variance_preserving_init`);
+- Mimi's optimiser settings (AdamW, lr 8e-4, betas (0.5, 0.9)) and its quantization rate:
+  each example skips quantization with probability ``no_quantization_rate`` (0.5);
 - reconstruction that listeners care about: multi-resolution STFT + log-mel L1 + a small
   waveform L1 (`simlab.train.losses`); no adversarial term (not affordable on 2 CPU cores);
 - the codebooks by moshi's own training-mode quantizer: k-means initialisation, EMA centroid
@@ -66,6 +69,36 @@ def quantize_first_k(quantizer, emb: torch.Tensor, k: int, frame_rate: float) ->
     return first.x + rest.x, penalty
 
 
+def variance_preserving_init(mimi, output_gain: float = 0.02) -> None:
+    """Re-initialise the convolutions of the SEANet encoder/decoder and the frame-rate
+    down/upsampling: normal weights with variance 2 / fan-in (He init; for a transposed
+    convolution, fan-in per output sample = in/groups · kernel / stride), zero biases, and the
+    decoder's last convolution scaled by ``output_gain`` so the first outputs are speech-sized.
+
+    Why: with torch's default init the small codec attenuates the difference between two
+    inputs about 10^4-fold from waveform to waveform, so its output depends on the biases
+    only, and training settles on an input-independent average spectrum (observed: the
+    latent collapsed and every input decoded to the same noise). Transformers keep moshi's init.
+    """
+    import torch.nn as nn
+
+    last = None
+    for part in (mimi.encoder, mimi.decoder, mimi.downsample, mimi.upsample):
+        for sub in part.modules():
+            if isinstance(sub, (nn.Conv1d, nn.ConvTranspose1d)):
+                fan = sub.in_channels // sub.groups * sub.kernel_size[0]
+                if isinstance(sub, nn.ConvTranspose1d):
+                    fan = fan / sub.stride[0]
+                with torch.no_grad():
+                    sub.weight.normal_(0.0, (2.0 / fan) ** 0.5)
+                    if sub.bias is not None:
+                        sub.bias.zero_()
+                if part is mimi.decoder:
+                    last = sub
+    with torch.no_grad():
+        last.weight.mul_(output_gain)
+
+
 def _codebooks(mimi) -> list:
     q = mimi.quantizer
     return [layer._codebook for layer in list(q.rvq_first.vq.layers) + list(q.rvq_rest.vq.layers)]
@@ -86,7 +119,8 @@ def set_unused_checks(mimi, values: list[int]) -> None:
 def check(config: dict) -> None:
     for key, low, high, integer in (("steps", 1, 10**7, True), ("batch", 1, 4096, True),
                                     ("segment_frames", 2, 10**4, True), ("lr", 1e-7, 1.0, False),
-                                    ("full_rate", 0.0, 1.0, False), ("max_minutes", 0.01, 10**5, False),
+                                    ("full_rate", 0.0, 1.0, False),
+                                    ("no_quantization_rate", 0.0, 1.0, False), ("max_minutes", 0.01, 10**5, False),
                                     ("checkpoint_every", 1, 10**7, True), ("seed", 0, 2**32 - 1, True)):
         cfg.check_range(config, key, low, high, integer)
 
@@ -104,11 +138,19 @@ def train_codec(config: dict, resume: bool = False) -> Path:
         from simlab.models.mimi_config import small_mimi_kwargs
 
         mimi = build_mimi(small_mimi_kwargs(), device)
+        if config["variance_preserving_init"]:
+            variance_preserving_init(mimi)
         mimi.train()
         w = config["loss_weights"]
         stft = MultiResolutionSTFTLoss(config["stft_resolutions"]).to(device)
         mel = MelLoss(SAMPLE_RATE, **config["mel"]).to(device)
-        opt = make_optimizer(mimi.parameters(), config["lr"], config["weight_decay"])
+        # Mimi's recipe: half the batches skip quantization (per example, moshi's own
+        # `no_quantization_rate`), so the encoder learns an informative latent before the
+        # codebooks can carry it; without it this small codec collapsed to an input-independent
+        # latent and a constant-spectrum output.
+        for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
+            rvq.no_quantization_rate = config["no_quantization_rate"]
+        opt = make_optimizer(mimi.parameters(), config["lr"], config["weight_decay"], config["betas"])
         start = 0
         if resume:
             start, extra = load_state(out_dir, {"mimi": mimi}, opt, rng)
@@ -138,6 +180,8 @@ def train_codec(config: dict, resume: bool = False) -> Path:
                                         {"unused_checks": get_unused_checks(mimi)}),
                    config["checkpoint_every"], "train codec", out_dir / "log.jsonl")
         mimi.eval()
+        for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
+            rvq.no_quantization_rate = 0.0
         drop_codebook_cache(mimi)
         path = out_dir / WEIGHTS_FILE
         save_state_dict(mimi.state_dict(), path)

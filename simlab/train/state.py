@@ -128,12 +128,13 @@ def train_loop(steps: int, start: int, step_fn: Callable[[int], dict[str, float]
     return history
 
 
-def make_optimizer(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(params, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999)
+                   ) -> torch.optim.Optimizer:
     """AdamW (the paper's optimizer for both stages)."""
     params = [p for p in params if p.requires_grad]
     if not params:
         raise UserError("nothing to train: no parameter requires a gradient")
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
 
 
 def set_threads(threads: int) -> None:
