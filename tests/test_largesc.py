@@ -25,6 +25,16 @@ def models():
 
 
 @pytest.fixture(scope="module")
+def untrained_models(tmp_path_factory):
+    """The small profile as it is without shipped weights: random, and flagged."""
+    from simlab.models import profiles
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(profiles, "SMALL_DIR", tmp_path_factory.mktemp("no-weights"))
+        return load_profile("small", device="cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
 def audio():
     x = read_audio(SHIPPED_CLIP)
     return [x[i * 1920:(i + 1) * 1920] for i in range(25, 25 + FRAMES)]
@@ -96,8 +106,8 @@ def test_transmit_fixed_mask_and_bit_accounting(models, audio):
         np.testing.assert_array_equal(e.payload, codec.encode(audio[i])[0])  # Mimi's own tokens
 
 
-def test_learned_controller_masks_are_prefix_shaped_and_flagged_untrained(models, audio):
-    system = LargeSCSystem(models, quantizers=12, controller="learned", concealer="drop")
+def test_learned_controller_masks_are_prefix_shaped_and_flagged_untrained(untrained_models, audio):
+    system = LargeSCSystem(untrained_models, quantizers=12, controller="learned", concealer="drop")
     for e in _transmit(system, audio, p_hat=0.3):
         m = e.copies.astype(int)
         assert (np.diff(m) <= 0).all() and m.max() <= 2 and m.sum() <= 16

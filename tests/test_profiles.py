@@ -189,7 +189,10 @@ def test_moshiko_without_weights_fails_clearly(monkeypatch, tmp_path):
         load_profile(f"moshiko:{tmp_path / 'm'}", device="cpu")
 
 
-def test_small_profile_is_random_reproducible_and_loudly_untrained():
+def test_small_profile_is_random_reproducible_and_loudly_untrained(monkeypatch, tmp_path):
+    from simlab.models import profiles
+
+    monkeypatch.setattr(profiles, "SMALL_DIR", tmp_path)  # as before any weights were shipped
     state = torch.random.get_rng_state()
     a = load_profile("small", device="cpu", seed=1)
     assert torch.equal(torch.random.get_rng_state(), state), "global torch RNG must be left alone"

@@ -226,9 +226,12 @@ def load_profile(name_or_folder: str, device: str = "auto", seed: int = 0) -> Mo
     dev = resolve_device(device)
     profile = get_profile(name_or_folder)
     random_parts: list[str] = []
-    mimi = _load_mimi(profile, dev, seed, random_parts)
-    lm = _load_lm(profile, dev, seed, random_parts)
-    controller = _load_controller(profile, dev, seed, random_parts)
+    # Building modules before their weights are loaded (and peft's LoRA init) draws from
+    # torch's global generators: fork them so loading leaves the caller's state untouched.
+    with torch.random.fork_rng(devices=[dev] if dev.startswith("cuda") else []):
+        mimi = _load_mimi(profile, dev, seed, random_parts)
+        lm = _load_lm(profile, dev, seed, random_parts)
+        controller = _load_controller(profile, dev, seed, random_parts)
     warnings = []
     if random_parts:
         warnings.append(UNTRAINED_WARNING.format(name=profile.name, parts=", ".join(random_parts), seed=seed))

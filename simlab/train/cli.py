@@ -25,7 +25,7 @@ HELP = {
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``train`` and its recipes; each recipe sets ``func`` to `run`."""
+    """Register ``train`` and its recipes; each recipe sets ``fn`` to `run`."""
     train = subparsers.add_parser("train", help="training recipes (small profile; LoRA/controller for any profile)")
     recipes = train.add_subparsers(dest="recipe", required=True)
     for name in RECIPES:
@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="override one config key (value parsed as YAML; nested: a.b=1)")
         if name != "evaluate":
             p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in out_dir")
-        p.set_defaults(func=run)
+        p.set_defaults(fn=run)
     return train
 
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     add_parser(sub)
     args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return args.func(args)
+        return args.fn(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

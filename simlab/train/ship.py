@@ -46,6 +46,9 @@ def ship(config: dict, profile, stage_out: Path) -> Path:
                   lora=folder, controller=folder / "controller.safetensors",
                   controller_kwargs=dict(config["controller_kwargs"]), lm_dtype="float32", trained=True)
     write_reference(folder)
+    for f in folder.iterdir():
+        if f.is_file():
+            f.chmod(0o644)  # safetensors writes 0600; package data is world-readable
     return folder
 
 
