@@ -31,7 +31,7 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def bench_batch(workers: tuple[int, ...] = (1, 2), runs: int = 8, duration_s: float = 1800.0,
+def bench_batch(workers: tuple[int, ...] = (1, 2), runs: int = 8, duration_s: float = 7200.0,
                 quiet: bool = False) -> list[dict]:
     """Wall time of the same sweep with each number of local workers; ``speedup`` is relative to
     the first. ``parallelism`` (CPU seconds of this process and its workers / wall seconds) says
