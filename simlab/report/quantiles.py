@@ -10,7 +10,7 @@ class StreamStats:
     """Mean (exact) and quantiles (to ``rel`` relative precision) of positive values in
     [lo, hi]; values outside are clamped into the end bins. Memory does not grow with count."""
 
-    def __init__(self, lo: float = 1e-6, hi: float = 1e4, rel: float = 1e-4):
+    def __init__(self, lo: float = 1e-6, hi: float = 1e4, rel: float = 1e-3):
         self.lo, self.rel = lo, rel
         self._log_step = math.log1p(rel)
         self.bins = np.zeros(int(math.log(hi / lo) / self._log_step) + 2, dtype=np.int64)
