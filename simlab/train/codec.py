@@ -27,7 +27,7 @@ from simlab.models.mimi_config import FRAME_SAMPLES, N_Q, SAMPLE_RATE, build_mim
 from simlab.train import config as cfg
 from simlab.train.data import load_corpus, random_crops
 from simlab.train.losses import MelLoss, MultiResolutionSTFTLoss
-from simlab.train.state import (load_state, make_optimizer, pick_device, save_state, seeded_torch, set_threads,
+from simlab.train.state import (load_state, make_optimizer, prepare, save_state, seeded_torch,
                                 train_loop)
 
 WEIGHTS_FILE = "mimi.safetensors"
@@ -128,10 +128,7 @@ def check(config: dict) -> None:
 def train_codec(config: dict, resume: bool = False) -> Path:
     """Run the recipe; returns the path of the trained weights (``<out_dir>/mimi.safetensors``)."""
     check(config)
-    set_threads(int(config["threads"]))
-    device = pick_device(config["device"])
-    out_dir = Path(config["out_dir"]).expanduser()
-    rng = np.random.default_rng(config["seed"])
+    device, out_dir, rng = prepare(config)
     corpus = load_corpus(config["data"], config["max_minutes"], np.random.default_rng(config["seed"]))
     samples = config["segment_frames"] * FRAME_SAMPLES
     with seeded_torch(config["seed"], device):

@@ -20,7 +20,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from simlab.errors import UserError
@@ -30,7 +29,7 @@ from simlab.train.codec import lr_schedule
 from simlab.train.erasures import check_erasure_config, draw_lost
 from simlab.train.lm_io import depth_weights, teacher_forced
 from simlab.train.losses import weighted_token_ce
-from simlab.train.state import load_state, make_optimizer, pick_device, save_state, seeded_torch, set_threads, train_loop
+from simlab.train.state import load_state, make_optimizer, prepare, save_state, seeded_torch, train_loop
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 ADAPTER_DIR = "adapter"
@@ -81,10 +80,7 @@ def check(config: dict) -> None:
 def train_lora(config: dict, resume: bool = False) -> Path:
     """Run stage 1; returns the adapter folder ``<out_dir>/adapter``."""
     check(config)
-    set_threads(int(config["threads"]))
-    device = pick_device(config["device"])
-    out_dir = Path(config["out_dir"]).expanduser()
-    rng = np.random.default_rng(config["seed"])
+    device, out_dir, rng = prepare(config)
     with seeded_torch(config["seed"], device):
         mimi, lm, profile = load_base(config["profile"], device, config["seed"])
         streams = cached_tokens(mimi, codec_key(profile.mimi_checkpoint, profile.name), config["data"],

@@ -32,7 +32,7 @@ from simlab.train import config as cfg
 from simlab.train.codec import lr_schedule
 from simlab.train.conceal import ADAPTER_DIR, attach_adapter, fill_from_predictions, load_base
 from simlab.train.lm_io import depth_weights, teacher_forced
-from simlab.train.state import load_state, pick_device, save_state, seeded_torch, set_threads, train_loop
+from simlab.train.state import load_state, prepare, save_state, seeded_torch, train_loop
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 WEIGHTS_FILE = "controller.safetensors"
@@ -75,10 +75,7 @@ def check(config: dict) -> None:
 def train_controller(config: dict, resume: bool = False) -> Path:
     """Run stage 2; returns ``<out_dir>/controller.safetensors`` (adapter in ``<out_dir>/adapter``)."""
     check(config)
-    set_threads(int(config["threads"]))
-    device = pick_device(config["device"])
-    out_dir = Path(config["out_dir"]).expanduser()
-    rng = np.random.default_rng(config["seed"])
+    device, out_dir, rng = prepare(config)
     with seeded_torch(config["seed"], device):
         mimi, lm, profile = load_base(config["profile"], device, config["seed"])
         streams, latents = cached_tokens(mimi, codec_key(profile.mimi_checkpoint, profile.name), config["data"],

@@ -10,7 +10,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from simlab.errors import UserError
@@ -21,7 +20,7 @@ from simlab.train import config as cfg
 from simlab.train.codec import lr_schedule
 from simlab.train.profile_io import write_profile
 from simlab.train.lm_io import depth_weights, lm_loss
-from simlab.train.state import load_state, make_optimizer, pick_device, save_state, seeded_torch, set_threads, train_loop
+from simlab.train.state import load_state, make_optimizer, prepare, save_state, seeded_torch, train_loop
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 WEIGHTS_FILE = "lm.safetensors"
@@ -59,10 +58,7 @@ def check(config: dict) -> None:
 def train_lm(config: dict, resume: bool = False) -> Path:
     """Run the recipe; returns ``<out_dir>/lm.safetensors`` (kwargs beside it in lm_kwargs.json)."""
     check(config)
-    set_threads(int(config["threads"]))
-    device = pick_device(config["device"])
-    out_dir = Path(config["out_dir"]).expanduser()
-    rng = np.random.default_rng(config["seed"])
+    device, out_dir, rng = prepare(config)
     kwargs = lm_kwargs(config["lm_kwargs"])
     with seeded_torch(config["seed"], device):
         mimi = load_codec(config["codec"], device)

@@ -141,3 +141,13 @@ def set_threads(threads: int) -> None:
     """Torch CPU threads for this process (the recipes default to 1: the machine is shared)."""
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+def prepare(config: dict) -> tuple[str, "Path", np.random.Generator]:
+    """What every recipe sets up first: torch threads, the device, the output folder and the
+    recipe's numpy generator (seeded from the config)."""
+    from pathlib import Path
+
+    set_threads(int(config["threads"]))
+    device = pick_device(config["device"])
+    return device, Path(config["out_dir"]).expanduser(), np.random.default_rng(config["seed"])
