@@ -52,33 +52,111 @@ def test_stft_and_mel_losses_vanish_only_on_identity():
     assert stft(y, x).item() > 0.05 and mel(y, x).item() > 0.01
 
 
-def test_arrival_probability_matches_one_minus_p_to_the_m():
+def test_arrival_probability_is_independent_copies_with_true_marginal_slopes():
     from simlab.train.controller import arrival_probability
 
     for p in (0.0, 0.1, 0.3):
-        for m in (0, 1, 2):
-            got = arrival_probability(torch.tensor(float(m)), torch.tensor(p)).item()
-            assert got == pytest.approx(1 - p ** m if m else 0.0, abs=1e-7)
+        for s in (0, 1):
+            for c in (0, 1):
+                got = arrival_probability(torch.tensor(float(s)), torch.tensor(float(c)), torch.tensor(p)).item()
+                assert got == pytest.approx(1 - p ** (s + c) if s + c else 0.0, abs=1e-7)
+        # slopes at the vertices: a first copy is worth 1 - p, a second one p (1 - p)
+        # (at m = (1, 0): removing the only copy vs adding a second)
+        m_s, m_c = torch.tensor(1.0, requires_grad=True), torch.tensor(0.0, requires_grad=True)
+        arrival_probability(m_s, m_c, torch.tensor(p)).backward()
+        assert m_c.grad.item() == pytest.approx(p * (1 - p)) and m_s.grad.item() == pytest.approx(1 - p)
+        m_s, m_c = torch.tensor(0.0, requires_grad=True), torch.tensor(0.0, requires_grad=True)
+        arrival_probability(m_s, m_c, torch.tensor(p)).backward()
+        assert m_s.grad.item() == pytest.approx(1 - p) and m_c.grad.item() == pytest.approx(1 - p)
 
 
-def test_eq20_gradient_prices_copies_against_the_ce_they_save():
-    """A copy of a token the LM predicts badly is worth sending (gradient pushes m up); a copy
-    of a token it predicts perfectly only costs γ (gradient pushes m down)."""
+def test_copy_masks_are_eq5_forward_with_ramps_centred_on_the_thresholds():
+    from simlab.actors.controller import hard_mask
+    from simlab.train.controller import copy_masks
+
+    g = torch.Generator().manual_seed(3)
+    i_s, i_c = torch.rand(4, 20, generator=g), torch.rand(4, 20, generator=g)
+    L = torch.tensor([1.0, 5.0, 8.0, 16.0])[:, None]
+    m_s, m_c = copy_masks(i_s, i_c, L, 8, tau=2.0)
+    assert torch.equal((m_s + m_c).detach().long(), hard_mask(i_s, i_c, L, 8))
+    # the gradient is symmetric about each hard threshold L·I = j (largest right at it)
+    grads = []
+    for x in (3.0 - 0.3, 3.0, 3.0 + 0.3):
+        i = torch.tensor([x / 8], requires_grad=True)
+        copy_masks(i, torch.zeros(1), 8, 8, tau=2.0)[0][0, 2].backward()  # token j = 3
+        grads.append(i.grad.item())
+    assert grads[0] == pytest.approx(grads[2], rel=1e-6) and grads[1] > grads[0] > 0
+
+
+def _eq20_toy(p: float, ce_tokens: torch.Tensor, gamma: float, m_s: float, m_c: float):
+    """One frame of 8 tokens with the given CE each (logits over 4 classes): eq. 20 and its
+    gradient with respect to each token's two copies."""
     from simlab.train.controller import arrival_probability, eq20_loss
 
-    card = 4
-    logits = torch.zeros(1, 2, 1, card)
-    logits[0, 1, 0, 2] = 50.0  # token 1 is predicted with certainty
-    targets = torch.tensor([[[1], [2]]])
-    m = torch.zeros(1, 2, 1, requires_grad=True)  # nothing sent
-    p = torch.tensor(0.2)
-    prob = arrival_probability(m, p)
-    arrived_st = torch.zeros_like(m) + (prob - prob.detach())
-    loss, recon, sent = eq20_loss(logits, targets, torch.ones(1, 2, 1, dtype=torch.bool), arrived_st, m,
-                                  torch.ones(2), gamma=0.1)
-    loss.backward()
-    assert recon.item() == pytest.approx(math.log(card) / 2, rel=1e-5)
-    assert m.grad[0, 0, 0] < 0 < m.grad[0, 1, 0]  # send the unpredictable token, not the other
+    K, card = len(ce_tokens), 4
+    # logits [0, b, b, b] give CE = log(1 + 3 e^b) on target 0: solve for b
+    b = torch.log((torch.exp(ce_tokens) - 1) / 3)
+    logits = torch.stack([torch.zeros(K), b, b, b], dim=-1).view(1, K, 1, card)
+    ms = torch.full((1, K, 1), m_s, requires_grad=True)
+    mc = torch.full((1, K, 1), m_c, requires_grad=True)
+    prob = arrival_probability(ms, mc, torch.tensor(p))
+    arrived_st = torch.zeros_like(prob) + (prob - prob.detach())  # forward: nothing arrived
+    out = eq20_loss(logits, torch.zeros(1, K, 1, dtype=torch.long), torch.ones(1, K, 1, dtype=torch.bool),
+                    arrived_st, ms + mc, torch.ones(K), gamma)
+    out.loss.backward()
+    return out, ms.grad[0, :, 0], mc.grad[0, :, 0]
+
+
+def test_eq20_counts_recon_in_tokens_worth_and_prices_copies_by_their_marginal_value():
+    ce = torch.tensor([3.0, 3.0, 1.0, 1.0, 3.0, 3.0, 0.5, 0.5])
+    out, g_s, g_c = _eq20_toy(0.2, ce, gamma=0.16, m_s=1.0, m_c=0.0)
+    assert out.unit.item() == pytest.approx(ce.mean().item(), rel=1e-4)
+    assert out.recon.item() == pytest.approx(ce.mean().item(), rel=1e-4)  # eq. 19: per-frame mean CE
+    assert out.loss.item() == pytest.approx(len(ce) + 0.16 * 8, rel=1e-4)  # every token lost: K tokens' worth
+    # d loss / d m_c = γ − p(1 − p) CE_k / c̄: a second copy pays only for expensive tokens
+    expected = 0.16 - 0.2 * 0.8 * ce / ce.mean()
+    assert torch.allclose(g_c, expected, atol=1e-5)
+    assert (g_c[ce == 3.0] < 0).all() and (g_c[ce <= 1.0] > 0).all()
+    # and with nothing sent the first copy is worth (1 − p) CE_k / c̄
+    _, g_s, _ = _eq20_toy(0.2, ce, gamma=0.16, m_s=0.0, m_c=0.0)
+    assert torch.allclose(g_s, 0.16 - 0.8 * ce / ce.mean(), atol=1e-5)
+
+
+def _descend(p: float, ce_tail: float, steps: int = 200) -> tuple[float, float]:
+    """Free importances (I_s starts high, I_c low) of 8 frames trained on eq. 20 at a fixed
+    loss rate p, L = 8: 5 tokens with CE log 4, the last 3 with CE ``ce_tail``. Returns the
+    mean tokens sent and doubled per frame."""
+    from simlab.train.controller import arrival_probability, copy_masks, eq20_loss
+
+    K, T, card = 8, 8, 4
+    logits = torch.zeros(1, K, T, card)
+    logits[0, 5:, :, 0] = math.log(3 / (math.exp(ce_tail) - 1)) if ce_tail > 0 else 50.0
+    targets = torch.zeros(1, K, T, dtype=torch.long)
+    x = torch.tensor([[2.0] * T, [-2.0] * T], requires_grad=True)
+    opt = torch.optim.Adam([x], lr=0.05)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        m_s, m_c = (m.permute(0, 2, 1) for m in copy_masks(torch.sigmoid(x[:1]), torch.sigmoid(x[1:]), 8, K, 2.0))
+        u = torch.rand(2, 1, K, T, generator=g)
+        arrived = (m_s.detach().bool() & (u[0] >= p)) | (m_c.detach().bool() & (u[1] >= p))
+        prob = arrival_probability(m_s, m_c, torch.tensor(p))
+        out = eq20_loss(logits, targets, torch.ones(1, K, T, dtype=torch.bool), arrived.float() + prob - prob.detach(),
+                        m_s + m_c, torch.ones(K), gamma=0.16)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    m = (m_s + m_c).detach()[0]
+    return (m >= 1).sum(0).float().mean().item(), (m == 2).sum(0).float().mean().item()
+
+
+def test_eq20_descent_drops_cheap_tokens_and_doubles_as_loss_rises():
+    """The mechanism the recipe relies on, without an LM: tokens the LM would predict (CE ~ 0)
+    are dropped, redundancy appears once p (1 − p) CE / c̄ exceeds γ and not before."""
+    sent_cheap, doubled_cheap = _descend(0.0, ce_tail=0.0)
+    sent_dear, _ = _descend(0.0, ce_tail=math.log(4))
+    assert 5 <= sent_cheap <= 6 and doubled_cheap == 0 and sent_dear == 7  # 8 needs I_s = 1 exactly
+    assert _descend(0.05, ce_tail=math.log(4))[1] == 0
+    assert _descend(0.4, ce_tail=math.log(4))[1] == 7
 
 
 def test_erasures_follow_the_channel_rates():
@@ -251,3 +329,48 @@ def test_shipped_small_profile_gives_the_recorded_outputs():
     assert models.trained and not models.random_parts and models.profile.lora_adapter is not None
     with torch.no_grad():
         _check_reference(reference_outputs(models), json.loads((SMALL / "reference.json").read_text()))
+
+
+# -- the controller diagnostic (`simlab.train.evaluate.controller_stats`) --------------------
+def test_frame_classes_split_by_level_below_the_loudest_frame():
+    from simlab.models.mimi_config import FRAME_SAMPLES
+    from simlab.train.evaluate import frame_classes
+
+    amp = np.array([1.0, 1e-3, 0.1, 1.0, 0.02])  # 0, -60, -20, 0, -34 dB
+    audio = np.repeat(amp, FRAME_SAMPLES) * np.tile([1.0, -1.0], 5 * FRAME_SAMPLES // 2)
+    silence, speech = frame_classes(audio, silence_db=40, speech_db=25)
+    assert silence.tolist() == [False, True, False, False, False]
+    assert speech.tolist() == [True, False, True, True, False]
+
+
+def test_controller_stats_count_what_the_streaming_controller_sends():
+    from simlab.actors.controller import AdaptiveController
+    from simlab.models.mimi_config import FRAME_SAMPLES
+    from simlab.train import simulate as sim
+    from simlab.train.evaluate import controller_stats
+
+    rng = np.random.default_rng(0)
+    ctrl = AdaptiveController(seed=1).eval()
+    with torch.no_grad():  # spread the importances over (0, 1) so masks vary across frames and L
+        ctrl.adapter[2].weight.mul_(20)
+    utts = []
+    for T in (30, 17):
+        amp = np.where(rng.random(T) < 0.3, 1e-4, 1.0)
+        utts.append({"audio": np.repeat(amp, FRAME_SAMPLES) * rng.standard_normal(T * FRAME_SAMPLES),
+                     "latents": rng.standard_normal((T, 512)).astype(np.float32)})
+    config = {"silence_db": 40, "speech_db": 25, "quantizers": [1, 8, 16], "p_hats": [0.0, 0.4]}
+    stats = controller_stats(ctrl, utts, config)
+    for row in stats["rates"]:
+        m = np.concatenate([sim.controller_masks(ctrl, u["latents"], row["p_hat"], row["L"]) for u in utts])
+        assert row["tokens_sent"] == pytest.approx((m >= 1).sum(1).mean())
+        assert row["doubled"] == pytest.approx((m == 2).sum(1).mean())
+        assert row["copies"] == pytest.approx(row["tokens_sent"] + row["doubled"])
+        assert row["payload_bps"] == pytest.approx(row["copies"] * 11 * 12.5)
+        assert row["tokens_sent"] <= min(row["L"], 8)
+    bps = [r["payload_bps"] for r in stats["rates"]]
+    assert stats["payload_range_bps"] == [min(bps), max(bps)] and min(bps) < max(bps)
+    s0 = stats["silence_speech_p0.0"]
+    silent = sum(int((np.abs(u["audio"].reshape(-1, FRAME_SAMPLES)).max(1) < 0.01).sum()) for u in utts)
+    assert s0["silence_frames"] == silent and s0["silence_frames"] + s0["speech_frames"] == 47
+    assert [r["p_hat"] for r in stats["importances"]] == [0.0, 0.4]
+    assert all(0 < r[k] < 1 for r in stats["importances"] for k in ("I_s_silence", "I_c_speech"))

@@ -27,7 +27,7 @@ from simlab.models.mimi_config import FRAME_SAMPLES, N_Q, SAMPLE_RATE, build_mim
 from simlab.train import config as cfg
 from simlab.train.data import load_corpus, random_crops
 from simlab.train.losses import MelLoss, MultiResolutionSTFTLoss
-from simlab.train.state import (load_state, make_optimizer, prepare, save_state, seeded_torch,
+from simlab.train.state import (StepPlan, load_state, make_optimizer, prepare, save_state, seeded_torch,
                                 train_loop)
 
 WEIGHTS_FILE = "mimi.safetensors"
@@ -131,6 +131,7 @@ def train_codec(config: dict, resume: bool = False) -> Path:
     device, out_dir, rng = prepare(config)
     corpus = load_corpus(config["data"], config["max_minutes"], np.random.default_rng(config["seed"]))
     samples = config["segment_frames"] * FRAME_SAMPLES
+    torch.backends.cudnn.benchmark = device.startswith("cuda")  # fixed crop shapes: autotune once
     with seeded_torch(config["seed"], device):
         from simlab.models.mimi_config import small_mimi_kwargs
 
@@ -153,7 +154,8 @@ def train_codec(config: dict, resume: bool = False) -> Path:
             start, extra = load_state(out_dir, {"mimi": mimi}, opt, rng)
             drop_codebook_cache(mimi)
             set_unused_checks(mimi, extra["unused_checks"])
-        sched = lr_schedule(opt, config["warmup"], config["steps"], start)
+        plan = StepPlan.from_config(config)
+        sched = lr_schedule(opt, config["warmup"], plan, start)
 
         def step(i: int) -> dict[str, float]:
             k = N_Q if rng.random() < config["full_rate"] else int(rng.integers(1, N_Q))
@@ -172,7 +174,7 @@ def train_codec(config: dict, resume: bool = False) -> Path:
                     "commit": penalty.item()}
 
         t0 = time.perf_counter()
-        train_loop(config["steps"], start, step,
+        train_loop(plan, start, step,
                    lambda s: save_state(out_dir, s, {"mimi": mimi}, opt, rng,
                                         {"unused_checks": get_unused_checks(mimi)}),
                    config["checkpoint_every"], "train codec", out_dir / "log.jsonl")
@@ -182,20 +184,23 @@ def train_codec(config: dict, resume: bool = False) -> Path:
         drop_codebook_cache(mimi)
         path = out_dir / WEIGHTS_FILE
         save_state_dict(mimi.state_dict(), path)
-        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{config['steps']}\n")
+        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{plan.steps}\n")
     return path
 
 
-def lr_schedule(opt: torch.optim.Optimizer, warmup: int, steps: int, start: int):
-    """Linear warm-up then cosine decay to 10 % of the peak learning rate, positioned at
-    step ``start`` (a resumed optimizer's groups carry their ``initial_lr``)."""
-    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(warmup, steps), last_epoch=start - 1)
+def lr_schedule(opt: torch.optim.Optimizer, warmup: int, plan: "StepPlan | int", start: int):
+    """Linear warm-up then cosine decay to 10 % of the peak learning rate over ``plan.steps``
+    (read at each step: a budgeted plan fixes it after its probe), positioned at step ``start``
+    (a resumed optimizer's groups carry their ``initial_lr``)."""
+    if not isinstance(plan, StepPlan):
+        plan = StepPlan(plan)
+    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(warmup, plan), last_epoch=start - 1)
 
 
-def _warmup_cosine(warmup: int, steps: int):
+def _warmup_cosine(warmup: int, plan: StepPlan):
     def factor(i: int) -> float:
         if i < warmup:
             return (i + 1) / warmup
-        t = min(1.0, (i - warmup) / max(1, steps - warmup))
+        t = min(1.0, (i - warmup) / max(1, plan.steps - warmup))
         return float(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t)))
     return factor

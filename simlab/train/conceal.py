@@ -29,7 +29,7 @@ from simlab.train.codec import lr_schedule
 from simlab.train.erasures import check_erasure_config, draw_lost
 from simlab.train.lm_io import depth_weights, teacher_forced
 from simlab.train.losses import weighted_token_ce
-from simlab.train.state import load_state, make_optimizer, prepare, save_state, seeded_torch, train_loop
+from simlab.train.state import StepPlan, load_state, make_optimizer, prepare, save_state, seeded_torch, train_loop
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 ADAPTER_DIR = "adapter"
@@ -91,7 +91,8 @@ def train_lora(config: dict, resume: bool = False) -> Path:
         weights = depth_weights(config["lambda_semantic"], config["lambda_acoustic"], lm.dep_q)
         opt = make_optimizer(model.parameters(), config["lr"], config["weight_decay"])
         start = load_state(out_dir, {"lora": model}, opt, rng)[0] if resume else 0
-        sched = lr_schedule(opt, config["warmup"], config["steps"], start)
+        plan = StepPlan.from_config(config)
+        sched = lr_schedule(opt, config["warmup"], plan, start)
 
         def step(i: int) -> dict[str, float]:
             codes = torch.from_numpy(token_batch(streams, config["batch"], config["frames"], rng)).to(device)
@@ -115,8 +116,8 @@ def train_lora(config: dict, resume: bool = False) -> Path:
                     "lost_acc": (hits / mask.sum().clamp_min(1)).item()}
 
         t0 = time.perf_counter()
-        train_loop(config["steps"], start, step, lambda s: save_state(out_dir, s, {"lora": model}, opt, rng),
+        train_loop(plan, start, step, lambda s: save_state(out_dir, s, {"lora": model}, opt, rng),
                    config["checkpoint_every"], "train lora", out_dir / "log.jsonl")
         folder = save_lora(model, out_dir / ADAPTER_DIR)
-        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{config['steps']}\n")
+        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{plan.steps}\n")
     return folder

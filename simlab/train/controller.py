@@ -4,62 +4,133 @@ LM under packet loss, eq. 20: L = L_recon + γ Σ_i m_i.
 Per step: a batch of (latent, tokens) windows; per example L drawn uniformly from
 ``quantizers`` (1..16) and, with probability ``loss_rate`` for the whole batch, a loss
 probability p from [p_min, p_max] (else p = 0, which keeps lossless quality). The controller
-gives (I_s, I_c) from (z, p); `soft_mask` gives m (forward: the hard mask; gradient: the soft
-step, eq. 11-13). Each token with m copies arrives unless all its copies are lost
-(independently with p). The LM sees arrived tokens and, for the rest, its own predictions
-(the two-pass scheme of `simlab.train.conceal`).
+gives (I_s, I_c) from (z, p); `copy_masks` gives the first and second copies m_s, m_c
+(forward: eq. 5-6's hard mask; gradient: eq. 11's soft step, eq. 13). Each copy arrives
+independently with 1 − p. The LM sees arrived tokens and, for the rest, its own predictions
+(the two-pass scheme of `simlab.train.conceal`). The LoRA adapter keeps training (``train_lora``).
 
-How m reaches the loss (the paper leaves this open): a token's arrival is a straight-through
-variable a = arrived + (P(m) − sg(P(m))), with P the piecewise-linear interpolation of
-P(arrive | m copies) = 1 − p^m between m = 0, 1, 2. L_recon is eq. 19's weighted CE counted
-where the token did not arrive, weighted by (1 − a): sending a token (or a second copy) lowers
-the loss by what its CE says it is worth, and γ Σ m charges for every copy. Tokens that
-the LM predicts well from context (silence) are worth little and get dropped; redundancy
-pays off as p grows. The LoRA adapter keeps training with the controller (``train_lora``).
+What the controller sees (issue 7). The first recipe learned to send every token once and
+never double. Each choice below removes one cause, by mechanism rather than by the weights
+of the day (measured on the CPU small LM, dev speech, per-token CE: speech 4.7 nats, silence
+1.9, the last three codebooks in silence 0.7-0.8):
+- **Arrival, per copy** (`arrival_probability`): P = 1 − (1 − (1−p) m_s)(1 − (1−p) m_c), exact
+  at the corners and with each copy's true marginal worth as its slope: (1 − p) CE for a
+  first copy, p (1 − p) CE for a second. The former P(m_s + m_c), piecewise linear, had a kink
+  at m = 1 where autograd adds both slopes, so a second copy looked as valuable as a first.
+- **Ramps centred on the thresholds** (`copy_masks`): eq. 11's soft step ramps from j to j + 1,
+  half a token above eq. 5's hard threshold j, which biased the controller one token high.
+- **Eq. 20 in tokens' worth** (`eq20_loss`): eq. 19 averages the CE over the 8 codebooks, so
+  dropping one token cost CE/8 ≈ 0.6 nats against γ = 0.1 and doubling p(1 − p) CE/8 ≤ 0.15:
+  the price was arbitrary against the weights. L_recon is now Σ_k λ_k (1 − a_k) CE_k / (λ̄ c̄)
+  per frame, c̄ = sg(mean CE per token of the batch): eq. 19 × K / c̄, a constant per batch, so
+  the optimum is eq. 20's. ``gamma`` is then the price of a copy in average tokens: a second
+  copy of an average token pays once p (1 − p) > γ, a first copy of a token is dropped when
+  (1 − p) CE_k < γ c̄. γ = 0.2 puts the redundancy threshold at p ≈ 0.27 (inside the trained
+  [0, 0.4]) and drops tokens the LM predicts at under a fifth of the average CE. It follows a
+  retrained LM: a better LM lowers c̄ and silence CE alike.
+- **Learning rates and start** (`warm_start`, ``lr``/``lr_adapter``): all L tokens go only at
+  I_s = 1, which a sigmoid reaches only in the limit, so the gradient keeps pushing; Adam turns
+  that into steady steps, and at lr 3e-3 the unnormalised 4-layer extractor's output I_sem grew
+  to ~10^3 within 15 steps (measured), saturating both sigmoids for good, I_c included (it
+  shares I_sem): no gradient, no dependence on p. The extractor now learns at 3e-4 (I_sem stays
+  within a few units) and the tiny adapter at 3e-3. The adapter starts at the fixed controller's
+  habit (I_s ≈ 0.95, I_c ≈ 0.05: every token once, none doubled) rather than at 0.5/0.5, where
+  half the tokens are unsent and both outputs race to saturation; and its weights from p start
+  ×``p_gain`` (10): p ∈ [0, 0.4] is small beside I_sem, and Adam moves every weight at a similar
+  rate, so with the default scale the bias (pushed down by the many p < p* examples) won before
+  the slope on p could form. With these, I_c rises from ~0 to ~1 across p* (measured).
+- τ = 2: sharp enough that the surrogate stays near the hard step, smooth enough that an
+  importance at 0 still gets a quarter of the peak gradient (τ = 4 with the uncentred ramp:
+  0.07 %, so I_c = 0 was final).
+Unchanged, as the paper has them: L uniform in 1..16, loss in 75 % of the batches, p up to 0.4.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simlab.actors.controller import AdaptiveController, soft_mask
+from simlab.actors.controller import AdaptiveController, hard_mask, soft_step
 from simlab.models.checkpoint import save_state_dict
 from simlab.train import config as cfg
 from simlab.train.codec import lr_schedule
 from simlab.train.conceal import ADAPTER_DIR, attach_adapter, fill_from_predictions, load_base
 from simlab.train.lm_io import depth_weights, teacher_forced
-from simlab.train.state import load_state, prepare, save_state, seeded_torch, train_loop
+from simlab.train.state import StepPlan, load_state, prepare, save_state, seeded_torch, train_loop
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 WEIGHTS_FILE = "controller.safetensors"
 
 
-def arrival_probability(m: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """P(arrive | m copies) = 1 − p^m at m = 0, 1, 2, linear in between (differentiable in m)."""
-    return (1 - p) * m.clamp(0, 1) + p * (1 - p) * (m - 1).clamp(0, 1)
+def copy_masks(i_s: torch.Tensor, i_c: torch.Tensor, quantizers, n_q: int,
+               tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two copies of eq. 5-6 as separate straight-through masks [..., n_q] in {0, 1}:
+    m_s = H(L·I_s) (first copies) and m_c = H(L·I_c) (second copies), kept apart so that
+    `arrival_probability` knows which copy a change moves.
+
+    Forward: the hard step of eq. 5-6 exactly (token j goes when j ≤ L·I). Gradient: eq. 11's
+    soft step at L·I + ½. Eq. 11 ramps from i = j to j + 1, centred half a token *above* the
+    hard threshold j, so its gradient keeps crediting token j after the hard mask already
+    sends it, and the controller settles one token too high (a token worth nothing still gets
+    sent). The ½ shift centres each ramp on its threshold."""
+    levels = torch.arange(1, n_q + 1, device=i_s.device, dtype=i_s.dtype)
+    L = torch.as_tensor(quantizers, dtype=i_s.dtype, device=i_s.device)
+    zero = torch.zeros_like(i_s)
+
+    def one(i: torch.Tensor) -> torch.Tensor:
+        soft = soft_step((L * i)[..., None] + 0.5, levels, tau)
+        return hard_mask(i, zero, quantizers, n_q).to(soft.dtype) + (soft - soft.detach())
+
+    return one(i_s), one(i_c)
+
+
+def arrival_probability(m_s: torch.Tensor, m_c: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """P(a token arrives) = 1 − (1 − (1−p)·m_s)(1 − (1−p)·m_c): each copy arrives
+    independently with 1 − p. Exact at m ∈ {0, 1}² (0, 1 − p, 1 − p²), and its slopes there
+    are each copy's true marginal worth: ∂/∂m_s = 1 − p while m_c = 0, ∂/∂m_c = p(1 − p) while
+    m_s = 1. (A piecewise-linear P(m_s + m_c) has a kink at m = 1 where autograd takes both
+    slopes at once, pricing a second copy like a first.)"""
+    q = 1 - p
+    return 1 - (1 - q * m_s) * (1 - q * m_c)
+
+
+class Eq20(NamedTuple):
+    """The terms of one step's eq. 20 loss (all scalars)."""
+
+    loss: torch.Tensor  #: L_recon / sg(c̄) · K + γ · mean Σ_i m_i: what is minimised
+    recon: torch.Tensor  #: eq. 19 as the paper writes it (per-frame λ-weighted mean CE of lost tokens)
+    sent: torch.Tensor  #: mean Σ_i m_i per frame (copies)
+    unit: torch.Tensor  #: c̄, the λ-weighted mean CE per token over the batch (detached)
 
 
 def eq20_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, arrived_st: torch.Tensor,
-              mask: torch.Tensor, weights: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(L, L_recon, mean Σ_i m_i per frame). ``logits`` [B, K, T, card]; ``targets``, ``valid``,
-    ``arrived_st`` (straight-through arrival), ``mask`` (m̃) all [B, K, T]."""
+              mask: torch.Tensor, weights: torch.Tensor, gamma: float) -> Eq20:
+    """Eq. 20 with L_recon counted in tokens' worth: per frame Σ_k λ_k (1 − a_k) CE_k / (λ̄ c̄),
+    c̄ = sg(λ-weighted mean CE per token of the batch), λ̄ = mean λ; i.e. eq. 19 × K / c̄, so
+    ``gamma`` is the price of one copy as a fraction of what an average token's loss costs.
+    ``logits`` [B, K, T, card]; ``targets``, ``valid``, ``arrived_st`` (straight-through
+    arrival), ``mask`` (m̃ = m_s + m_c) all [B, K, T]."""
     B, K, T, card = logits.shape
     ce = F.cross_entropy(logits.float().reshape(-1, card), targets.reshape(-1), reduction="none").view(B, K, T)
     lam = weights.to(ce).view(1, K, 1) * valid.to(ce)
     frames = valid.any(dim=1)  # [B, T]
-    per_frame = (lam * (1 - arrived_st) * ce).sum(dim=1) / lam.sum(dim=1).clamp_min(1e-5)
-    recon = (per_frame * frames).sum() / frames.sum().clamp_min(1)
+    unit = ((lam * ce).sum() / lam.sum().clamp_min(1e-5)).detach().clamp_min(1e-3)
+    lost = (lam * (1 - arrived_st) * ce).sum(dim=1)  # [B, T]
+    n_frames = frames.sum().clamp_min(1)
+    recon_tokens = (lost * frames).sum() / n_frames / (weights.to(ce).mean() * unit)
+    recon = ((lost / lam.sum(dim=1).clamp_min(1e-5)) * frames).sum() / n_frames
     sent = mask.sum(dim=1).mean()
-    return recon + gamma * sent, recon, sent
+    return Eq20(recon_tokens + gamma * sent, recon.detach(), sent, unit)
 
 
 def check(config: dict) -> None:
     for key, low, high, integer in (("steps", 1, 10**7, True), ("batch", 1, 4096, True), ("frames", 4, 10**5, True),
-                                    ("lr", 1e-9, 1.0, False), ("lr_lora", 0.0, 1.0, False),
+                                    ("lr", 1e-9, 1.0, False), ("lr_adapter", 1e-9, 1.0, False), ("p_gain", 0.0, 1e3, False),
+                                    ("lr_lora", 0.0, 1.0, False),
                                     ("gamma", 0.0, 100.0, False), ("loss_rate", 0.0, 1.0, False),
                                     ("p_min", 0.0, 0.99, False), ("p_max", 0.0, 0.99, False),
                                     ("tau", 1e-3, 1e3, False), ("checkpoint_every", 1, 10**7, True),
@@ -70,6 +141,22 @@ def check(config: dict) -> None:
         from simlab.errors import UserError
 
         raise UserError(f"config quantizers={config['quantizers']!r}: [low, high] ints with 1 <= low <= high <= 16")
+    start = config["start_importances"]
+    if not (isinstance(start, list) and len(start) == 2
+            and all(isinstance(v, (int, float)) and 0.0 < v < 1.0 for v in start)):
+        from simlab.errors import UserError
+
+        raise UserError(f"config start_importances={start!r}: [I_s, I_c], each strictly between 0 and 1")
+
+
+def warm_start(controller: AdaptiveController, start: list[float], p_gain: float) -> None:
+    """Initialise the channel adapter for training: its output biases put (I_s, I_c) near
+    ``start`` (e.g. [0.95, 0.05]: send every token once, double none, the fixed controller's
+    habit), and the weights from p in its first convolution are scaled by ``p_gain`` so that
+    p ∈ [0, 0.4] moves the hidden units about as much as I_sem does."""
+    with torch.no_grad():
+        controller.adapter[-1].bias.copy_(torch.logit(torch.tensor(start, dtype=torch.float32)))
+        controller.adapter[0].weight[:, 1].mul_(p_gain)
 
 
 def train_controller(config: dict, resume: bool = False) -> Path:
@@ -88,13 +175,16 @@ def train_controller(config: dict, resume: bool = False) -> Path:
             param.requires_grad_(train_lora and "lora_" in name)
         model.train()
         controller = AdaptiveController(**config["controller_kwargs"], seed=config["seed"]).to(device).train()
-        groups = [{"params": list(controller.parameters()), "lr": config["lr"]}]
+        warm_start(controller, config["start_importances"], config["p_gain"])
+        groups = [{"params": list(controller.extractor.parameters()), "lr": config["lr"]},
+                  {"params": list(controller.adapter.parameters()), "lr": config["lr_adapter"]}]
         if train_lora:
             groups.append({"params": [p for p in model.parameters() if p.requires_grad], "lr": config["lr_lora"]})
         opt = torch.optim.AdamW(groups, weight_decay=config["weight_decay"])
         modules = {"controller": controller, "lora": model}
         start = load_state(out_dir, modules, opt, rng)[0] if resume else 0
-        sched = lr_schedule(opt, config["warmup"], config["steps"], start)
+        plan = StepPlan.from_config(config)
+        sched = lr_schedule(opt, config["warmup"], plan, start)
         weights = depth_weights(config["lambda_semantic"], config["lambda_acoustic"], lm.dep_q)
         lo, hi = config["quantizers"]
 
@@ -107,12 +197,11 @@ def train_controller(config: dict, resume: bool = False) -> Path:
             p_np = rng.uniform(config["p_min"], config["p_max"], size=B) if lossy else np.zeros(B)
             p = torch.from_numpy(p_np).to(device, torch.float32)
             i_s, i_c = controller(z, p)  # [B, T]
-            m = soft_mask(i_s, i_c, L[:, None], K, tau=config["tau"]).permute(0, 2, 1)  # [B, K, T]
-            hard = m.detach().round().long()
+            m_s, m_c = (m.permute(0, 2, 1) for m in copy_masks(i_s, i_c, L[:, None], K, config["tau"]))  # [B, K, T]
             u = torch.from_numpy(rng.random((2, B, K, T))).to(device)
             pk = p.view(B, 1, 1)
-            arrived = ((hard >= 1) & (u[0] >= pk)) | ((hard >= 2) & (u[1] >= pk))
-            prob = arrival_probability(m, pk)
+            arrived = (m_s.detach().bool() & (u[0] >= pk)) | (m_c.detach().bool() & (u[1] >= pk))
+            prob = arrival_probability(m_s, m_c, pk)
             arrived_st = arrived.to(prob) + (prob - prob.detach())
             inputs = fill_from_predictions(model, codes, arrived)
             if train_lora:
@@ -120,17 +209,19 @@ def train_controller(config: dict, resume: bool = False) -> Path:
             else:
                 with torch.no_grad():
                     logits, valid = teacher_forced(model, inputs)
-            loss, recon, sent = eq20_loss(logits, codes, valid, arrived_st, m, weights, config["gamma"])
+            loss, recon, sent, unit = eq20_loss(logits, codes, valid, arrived_st, m_s + m_c, weights, config["gamma"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            grad_ctrl = torch.sqrt(sum((q.grad ** 2).sum() for q in controller.parameters() if q.grad is not None))
             torch.nn.utils.clip_grad_norm_([q for g in groups for q in g["params"]], config["grad_clip"])
             opt.step()
             sched.step()
-            return {"loss": loss.item(), "recon": recon.item(), "sent": sent.item(), "p": float(p_np.mean()),
-                    "arrived": arrived.float().mean().item()}
+            return {"loss": loss.item(), "recon": recon.item(), "sent": sent.item(), "ce_unit": unit.item(),
+                    "p": float(p_np.mean()), "arrived": arrived.float().mean().item(),
+                    "i_s": i_s.mean().item(), "i_c": i_c.mean().item(), "grad_ctrl": grad_ctrl.item()}
 
         t0 = time.perf_counter()
-        train_loop(config["steps"], start, step, lambda s: save_state(out_dir, s, modules, opt, rng),
+        train_loop(plan, start, step, lambda s: save_state(out_dir, s, modules, opt, rng),
                    config["checkpoint_every"], "train controller", out_dir / "log.jsonl")
         controller.eval()
         path = out_dir / WEIGHTS_FILE
@@ -138,7 +229,7 @@ def train_controller(config: dict, resume: bool = False) -> Path:
         from simlab.models.lora import save_lora
 
         save_lora(model, out_dir / ADAPTER_DIR)
-        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{config['steps']}\n")
+        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{plan.steps}\n")
         if config["ship_dir"]:
             from simlab.train.ship import ship
 

@@ -11,6 +11,9 @@ tables of the model card (``<out_dir>/evaluation.md`` and ``evaluation.json``).
    average number of copies under uniform loss.
 Metrics come from `simlab.metrics.compute_metrics` against the original dev speech (24 kHz);
 every loss draw from a numpy Generator seeded per (condition, utterance).
+
+Section 3 without its metrics (`controller_stats`) runs alone in seconds on any trained
+controller: ``python -m simlab.train.evaluate <controller folder or file> [--set key=value]``.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import torch
 
 from channels.gilbert_elliott import GilbertElliott
 from channels.uniform import Uniform
-from simlab.actors.controller import FixedController
+from simlab.actors.controller import FixedController, hard_mask
 from simlab.actors.mimi import MimiCodec
 from simlab.audio import SAMPLE_RATE, read_audio
 from simlab.metrics.compute import compute_metrics
@@ -46,6 +49,25 @@ def pick_utterances(sub: str, count: int) -> list[Path]:
         out += [v[i] for v in by_speaker.values() if i < len(v)][:count - len(out)]
         i += 1
     return out
+
+
+def dev_utterances(codec: MimiCodec, sub: str, count: int) -> list[dict]:
+    """``count`` utterances of ``sub`` (`pick_utterances`), each as id, 24 kHz audio padded to
+    whole frames, tokens [T, 8] and latents [T, 512] from the streaming codec."""
+    utts = []
+    for f in pick_utterances(sub, count):
+        tokens, latents, padded = sim.encode(codec, read_audio(f, SAMPLE_RATE))
+        utts.append({"id": f.name[:-5], "audio": padded, "tokens": tokens, "latents": latents})
+    return utts
+
+
+def frame_classes(audio: np.ndarray, silence_db: float, speech_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """(silence, speech) bool per 80 ms frame of ``audio`` (whole frames): a frame more than
+    ``silence_db`` below the utterance's loudest frame is silence, one within ``speech_db`` of it
+    is speech (frames in between are neither, so the two classes stay clearly apart)."""
+    frames = audio.reshape(-1, FRAME_SAMPLES)
+    db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    return db < db.max() - silence_db, db > db.max() - speech_db
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -71,11 +93,7 @@ def evaluate(config: dict) -> Path:
     models = load_profile(config["profile"], device=config["device"], seed=config["seed"])
     codec = MimiCodec(models.mimi)
     texts = transcripts(config["data"])
-    utts = []
-    for f in pick_utterances(config["data"], config["utterances"]):
-        audio = read_audio(f, SAMPLE_RATE)
-        tokens, latents, padded = sim.encode(codec, audio)
-        utts.append({"id": f.name[:-5], "audio": padded, "tokens": tokens, "latents": latents})
+    utts = dev_utterances(codec, config["data"], config["utterances"])
     fpp = config["frames_per_packet"]
 
     def metrics(names: list[str], u: dict, received: np.ndarray) -> dict:
@@ -130,33 +148,64 @@ def evaluate(config: dict) -> Path:
     return path
 
 
-def controller_tables(config: dict, models, codec: MimiCodec, utts: list[dict], metrics) -> dict:
-    """Section 3 of the evaluation (see the module docstring)."""
-    ctrl = models.controller
+def controller_stats(ctrl, utts: list[dict], config: dict) -> dict:
+    """What a controller does on the dev speech, without any metric (fast): tokens and copies
+    per frame in silence vs speech (`frame_classes`, L = 8), mean I_s and I_c per class over
+    ``config["p_hats"]``, and tokens, doubled tokens, copies and payload bit/s over
+    ``config["quantizers"]`` × ``config["p_hats"]``. ``ctrl``: an `AdaptiveController`."""
     out: dict = {}
-    # silence vs speech, by frame energy relative to the utterance's loudest frame
+    classes = [frame_classes(u["audio"], config["silence_db"], config["speech_db"]) for u in utts]
+    p_hats = sorted({0.0, 0.2, *map(float, config["p_hats"])})
+    # (I_s, I_c) per utterance from the whole-sequence forward: the causal network makes it
+    # equal to the streaming `decide` (tests/test_controller.py), and it is ~100x faster
+    param = next(ctrl.parameters())
+    imp: dict[float, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    with torch.no_grad():
+        for p_hat in p_hats:
+            imp[p_hat] = []
+            for u in utts:
+                z = torch.as_tensor(u["latents"].T[None], dtype=param.dtype, device=param.device)
+                i_s, i_c = ctrl(z, torch.full((1,), p_hat, dtype=param.dtype, device=param.device))
+                imp[p_hat].append((i_s[0].cpu(), i_c[0].cpu()))
+
+    def masks(p_hat: float, quantizers: int) -> list[np.ndarray]:
+        return [hard_mask(i_s, i_c, quantizers, N_Q).numpy() for i_s, i_c in imp[p_hat]]
+
     for p_hat in (0.0, 0.2):
-        sil, spe = [], []
-        for u in utts:
-            m = sim.controller_masks(ctrl, u["latents"], p_hat, 8)
-            frames = u["audio"].reshape(-1, FRAME_SAMPLES)
-            db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
-            sil.append(m[db < db.max() - config["silence_db"]])
-            spe.append(m[db > db.max() - config["speech_db"]])
-        s, v = np.concatenate(sil), np.concatenate(spe)
+        m = masks(p_hat, 8)
+        s = np.concatenate([mi[c[0]] for mi, c in zip(m, classes)])
+        v = np.concatenate([mi[c[1]] for mi, c in zip(m, classes)])
         out[f"silence_speech_p{p_hat}"] = {
             "silence_frames": len(s), "speech_frames": len(v),
             "silence_tokens_sent": float((s >= 1).sum(1).mean()), "speech_tokens_sent": float((v >= 1).sum(1).mean()),
             "silence_copies": float(s.sum(1).mean()), "speech_copies": float(v.sum(1).mean())}
+    rows = []
+    for p_hat in config["p_hats"]:
+        row = {"p_hat": p_hat}
+        for n, name in enumerate(("I_s", "I_c")):
+            for cls, k in (("silence", 0), ("speech", 1)):
+                vals = [pair[n].numpy()[c[k]] for pair, c in zip(imp[float(p_hat)], classes)]
+                row[f"{name}_{cls}"] = float(np.concatenate(vals).mean())
+        rows.append(row)
+    out["importances"] = rows
     # redundancy and payload over p̂ and L
     table = []
     for L in config["quantizers"]:
         for p_hat in config["p_hats"]:
-            m = np.concatenate([sim.controller_masks(ctrl, u["latents"], p_hat, L) for u in utts])
+            m = np.concatenate(masks(float(p_hat), L))
             table.append({"L": L, "p_hat": p_hat, "tokens_sent": float((m >= 1).sum(1).mean()),
                           "doubled": float((m == 2).sum(1).mean()), "copies": float(m.sum(1).mean()),
                           "payload_bps": float(m.sum(1).mean() * TOKEN_BITS * FRAME_RATE)})
     out["rates"] = table
+    bps = [x["payload_bps"] for x in table]
+    out["payload_range_bps"] = [min(bps), max(bps)]
+    return out
+
+
+def controller_tables(config: dict, models, codec: MimiCodec, utts: list[dict], metrics) -> dict:
+    """Section 3 of the evaluation (see the module docstring)."""
+    ctrl = models.controller
+    out = controller_stats(ctrl, utts, config)
     # learned vs fixed at the same average number of copies, under uniform loss, LM concealment
     fpp = config["frames_per_packet"]
     rows = []
@@ -203,20 +252,93 @@ def markdown(r: dict) -> str:
         lines.append(f"| {ch} | {x['loss']:.0%} | {x['concealer']} | {x['lost_tokens']} | {f(x['token_accuracy'], 3)} | "
                      f"{f(x['token_accuracy_semantic'], 3)} | {f(x['visqol'])} | {f(x['plcmos'])} |")
     c = r["controller"]
-    lines += ["", "### Controller: silence vs speech (L = 8)", "",
-              "| p̂ | frames silence/speech | tokens sent silence | tokens sent speech | copies silence | copies speech |",
-              "|---|---|---|---|---|---|"]
-    for key, x in c.items():
-        if key.startswith("silence_speech_p"):
-            lines.append(f"| {key[16:]} | {x['silence_frames']}/{x['speech_frames']} | {f(x['silence_tokens_sent'])} | "
-                         f"{f(x['speech_tokens_sent'])} | {f(x['silence_copies'])} | {f(x['speech_copies'])} |")
-    lines += ["", "### Controller: tokens, redundancy and payload bitrate over L and p̂", "",
-              "| L | p̂ | tokens sent | doubled | copies | payload bit/s |", "|---|---|---|---|---|---|"]
-    lines += [f"| {x['L']} | {x['p_hat']} | {f(x['tokens_sent'])} | {f(x['doubled'])} | {f(x['copies'])} | "
-              f"{x['payload_bps']:.0f} |" for x in c["rates"]]
+    lines += controller_markdown(c)
     lines += ["", "### Learned vs fixed controller at equal copies, uniform loss, LM concealment", "",
               "| loss | controller | payload bit/s | ViSQOL | PLCMOS |", "|---|---|---|---|---|"]
     lines += [f"| {x['loss']:.0%} | {x['controller']} | {x['payload_bps']:.0f} | {f(x['visqol'])} | {f(x['plcmos'])} |"
               for x in c["compare"]]
     lines += ["", f"Evaluation time: {r['elapsed_s']:.0f} s", ""]
     return "\n".join(lines)
+
+
+def controller_markdown(c: dict) -> list[str]:
+    """The `controller_stats` part of the evaluation as markdown lines."""
+    f = lambda v, d=2: "nan" if v != v else f"{v:.{d}f}"  # noqa: E731
+    lines = ["", "### Controller: silence vs speech (L = 8)", "",
+             "| p̂ | frames silence/speech | tokens sent silence | tokens sent speech | copies silence | copies speech |",
+             "|---|---|---|---|---|---|"]
+    for key, x in c.items():
+        if key.startswith("silence_speech_p"):
+            lines.append(f"| {key[16:]} | {x['silence_frames']}/{x['speech_frames']} | {f(x['silence_tokens_sent'])} | "
+                         f"{f(x['speech_tokens_sent'])} | {f(x['silence_copies'])} | {f(x['speech_copies'])} |")
+    if "importances" in c:
+        lines += ["", "### Controller: mean importances over p̂ (silence / speech frames)", "",
+                  "| p̂ | I_s silence | I_s speech | I_c silence | I_c speech |", "|---|---|---|---|---|"]
+        lines += [f"| {x['p_hat']} | {f(x['I_s_silence'], 3)} | {f(x['I_s_speech'], 3)} | {f(x['I_c_silence'], 3)} | "
+                  f"{f(x['I_c_speech'], 3)} |" for x in c["importances"]]
+    lines += ["", "### Controller: tokens, redundancy and payload bitrate over L and p̂", "",
+              "| L | p̂ | tokens sent | doubled | copies | payload bit/s |", "|---|---|---|---|---|---|"]
+    lines += [f"| {x['L']} | {x['p_hat']} | {f(x['tokens_sent'])} | {f(x['doubled'])} | {f(x['copies'])} | "
+              f"{x['payload_bps']:.0f} |" for x in c["rates"]]
+    if "payload_range_bps" in c:
+        lo, hi = c["payload_range_bps"]
+        lines += ["", f"Payload over L × p̂: {lo:.0f} .. {hi:.0f} bit/s (tokens only)"]
+    return lines
+
+
+def diagnose_controller(config: dict, weights: str | Path) -> dict:
+    """`controller_stats` of the controller in ``weights`` (a ``controller.safetensors`` or the
+    `train controller` out_dir holding one), on ``config``'s dev utterances encoded by the Mimi of
+    ``config["profile"]`` (the codec the controller was trained on). Seconds, no metrics: the
+    quick check after a controller run (`main`)."""
+    from simlab.actors.controller import AdaptiveController
+    from simlab.errors import UserError
+    from simlab.models.checkpoint import load_state_dict
+    from simlab.models.profiles import load_profile
+
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        path = path / "controller.safetensors"
+    if not path.is_file():
+        raise UserError(f"{path}: controller weights not found (give controller.safetensors or its folder)")
+    set_threads(int(config["threads"]))
+    torch.set_grad_enabled(False)
+    models = load_profile(config["profile"], device=config["device"], seed=config["seed"])
+    ctrl = AdaptiveController(**models.profile.controller_kwargs, seed=config["seed"])
+    ctrl.load_state_dict(load_state_dict(path))
+    ctrl = ctrl.to(models.device).eval()
+    utts = dev_utterances(MimiCodec(models.mimi), config["data"], config["utterances"])
+    return {"controller": str(path), "utterances": [u["id"] for u in utts], **controller_stats(ctrl, utts, config)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m simlab.train.evaluate CONTROLLER [--set key=value ...]``: print the controller
+    tables (`diagnose_controller`) for a trained controller; ``--set`` overrides the evaluate
+    config (e.g. ``profile=/tmp/simlab-train/stage-lm``, ``utterances=6``)."""
+    import argparse
+    import sys
+
+    from simlab.errors import UserError
+    from simlab.train.cli import parse_overrides
+    from simlab.train.config import load_config
+
+    parser = argparse.ArgumentParser(prog="python -m simlab.train.evaluate",
+                                     description="controller tables (silence vs speech, redundancy vs p̂, payload)")
+    parser.add_argument("controller", help="controller.safetensors or the folder of a `train controller` run")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="evaluate config override")
+    parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    args = parser.parse_args(argv)
+    try:
+        stats = diagnose_controller(load_config("evaluate", overrides=parse_overrides(args.set)), args.controller)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        Path(args.json).write_text(json.dumps(stats, indent=1))
+    print("\n".join([f"Controller {stats['controller']} on {len(stats['utterances'])} dev utterances"]
+                    + controller_markdown(stats)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

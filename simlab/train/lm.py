@@ -3,6 +3,11 @@ tokens delayed one step, no text) on the codec's token streams of the training s
 
 Teacher-forced next-token training over every codebook with eq. 19's per-depth weights;
 the tokens are encoded once by the trained codec and cached (`simlab.train.tokens`).
+
+A seeded ``val_fraction`` of the utterances is held out; every ``eval_every`` steps the
+loss on fixed windows of them is measured, and the weights with the lowest held-out loss
+are the recipe's result. Why: the LM is small but the corpus is smaller (2.5 h of speech is
+~1 M tokens), so a long run (a GPU budget) overfits; the held-out loss says when.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from simlab.errors import UserError
@@ -20,10 +26,11 @@ from simlab.train import config as cfg
 from simlab.train.codec import lr_schedule
 from simlab.train.profile_io import write_profile
 from simlab.train.lm_io import depth_weights, lm_loss
-from simlab.train.state import load_state, make_optimizer, prepare, save_state, seeded_torch, train_loop
+from simlab.train.state import StepPlan, load_state, make_optimizer, prepare, save_state, seeded_torch, train_loop
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 WEIGHTS_FILE = "lm.safetensors"
+BEST_FILE = "lm-best.safetensors"
 KWARGS_FILE = "lm_kwargs.json"
 
 
@@ -48,7 +55,43 @@ def load_codec(path: str | Path, device: str):
     return mimi.eval()
 
 
+def hold_out(streams: list, config: dict, device: str) -> tuple[list, "torch.Tensor | None"]:
+    """(training streams, fixed held-out windows [n, dep_q, frames] on ``device`` or None).
+
+    A seeded ``val_fraction`` of the utterances (at least one when the fraction is > 0 and
+    two or more exist); ``val_batches`` x ``batch`` windows drawn once from them."""
+    n_val = int(round(config["val_fraction"] * len(streams)))
+    if config["val_fraction"] > 0 and len(streams) > 1:
+        n_val = min(max(n_val, 1), len(streams) - 1)
+    if n_val == 0:
+        return streams, None
+    order = np.random.default_rng([config["seed"], 1]).permutation(len(streams))
+    val = [streams[i] for i in order[:n_val]]
+    train = [streams[i] for i in sorted(order[n_val:])]
+    windows = token_batch(val, config["val_batches"] * config["batch"], config["frames"],
+                          np.random.default_rng([config["seed"], 2]))
+    return train, torch.from_numpy(windows).to(device)
+
+
+@torch.no_grad()
+def held_out_loss(lm, val_codes: torch.Tensor, weights: torch.Tensor, batch: int = 32) -> dict[str, float]:
+    """Eq. 19 loss and token accuracy of ``lm`` on the held-out windows (eval mode inside)."""
+    was_training = lm.training
+    lm.eval()
+    total = hits = count = 0.0
+    for chunk in val_codes.split(batch):
+        loss, pred, mask = lm_loss(lm, chunk, chunk, torch.ones_like(chunk, dtype=torch.bool), weights)
+        total += loss.item() * len(chunk)
+        hits += ((pred == chunk) & mask).sum().item()
+        count += mask.sum().item()
+    lm.train(was_training)
+    return {"val_loss": total / len(val_codes), "val_acc": hits / max(count, 1.0)}
+
+
 def check(config: dict) -> None:
+    cfg.check_range(config, "val_fraction", 0.0, 0.5)
+    cfg.check_range(config, "val_batches", 1, 1000, integer=True)
+    cfg.check_range(config, "eval_every", 1, 10**7, integer=True)
     for key, low, high, integer in (("steps", 1, 10**7, True), ("batch", 1, 4096, True), ("frames", 4, 10**5, True),
                                     ("lr", 1e-8, 1.0, False), ("max_minutes", 0.01, 10**5, False),
                                     ("checkpoint_every", 1, 10**7, True), ("seed", 0, 2**32 - 1, True)):
@@ -65,11 +108,15 @@ def train_lm(config: dict, resume: bool = False) -> Path:
         streams = cached_tokens(mimi, codec_key(Path(config["codec"]).expanduser(), ""), config["data"],
                                 config["max_minutes"], config["seed"], config["cache_dir"])
         del mimi
+        streams, val_codes = hold_out(streams, config, device)
         lm = build_lm(kwargs, device=device, seed=config["seed"]).train()
         weights = depth_weights(config["lambda_semantic"], config["lambda_acoustic"], lm.dep_q)
         opt = make_optimizer(lm.parameters(), config["lr"], config["weight_decay"])
-        start = load_state(out_dir, {"lm": lm}, opt, rng)[0] if resume else 0
-        sched = lr_schedule(opt, config["warmup"], config["steps"], start)
+        start, extra = load_state(out_dir, {"lm": lm}, opt, rng) if resume else (0, {})
+        best = {"val": extra.get("best_val", float("inf"))}
+        best_path = out_dir / BEST_FILE
+        plan = StepPlan.from_config(config)
+        sched = lr_schedule(opt, config["warmup"], plan, start)
 
         def step(i: int) -> dict[str, float]:
             codes = torch.from_numpy(token_batch(streams, config["batch"], config["frames"], rng)).to(device)
@@ -80,17 +127,26 @@ def train_lm(config: dict, resume: bool = False) -> Path:
             opt.step()
             sched.step()
             hits = (pred == codes) & mask
-            return {"loss": loss.item(), "acc0": (hits[:, 0].sum() / mask[:, 0].sum()).item(),
-                    "acc": (hits.sum() / mask.sum()).item()}
+            stats = {"loss": loss.item(), "acc0": (hits[:, 0].sum() / mask[:, 0].sum()).item(),
+                     "acc": (hits.sum() / mask.sum()).item()}
+            if val_codes is not None and ((i + 1) % config["eval_every"] == 0 or i + 1 == plan.steps):
+                stats.update(held_out_loss(lm, val_codes, weights))
+                if stats["val_loss"] < best["val"]:
+                    best["val"] = stats["val_loss"]
+                    save_state_dict(lm.state_dict(), best_path)
+            return stats
 
         t0 = time.perf_counter()
-        train_loop(config["steps"], start, step, lambda s: save_state(out_dir, s, {"lm": lm}, opt, rng),
+        train_loop(plan, start, step, lambda s: save_state(out_dir, s, {"lm": lm}, opt, rng, {"best_val": best["val"]}),
                    config["checkpoint_every"], "train lm", out_dir / "log.jsonl")
         lm.eval()
         path = out_dir / WEIGHTS_FILE
-        save_state_dict(lm.state_dict(), path)
+        if best_path.is_file():  # the held-out minimum
+            best_path.replace(path)
+        else:
+            save_state_dict(lm.state_dict(), path)
         (out_dir / KWARGS_FILE).write_text(json.dumps(kwargs, indent=1))
         write_profile(Path(config["stage_dir"]).expanduser(), "small-stage-lm", Path(config["codec"]).expanduser(),
                       path, kwargs, trained=False)
-        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{config['steps']}\n")
+        (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{plan.steps}\n")
     return path

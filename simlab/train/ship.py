@@ -31,6 +31,13 @@ def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
+def halve_files(paths: list[str]) -> None:
+    """Rewrite each safetensors file in float16 (what ships; half the bytes to carry)."""
+    for path in paths:
+        if Path(path).is_file():
+            save_state_dict(_half(load_state_dict(path)), path)
+
+
 def ship(config: dict, profile, stage_out: Path) -> Path:
     """Write the shipped folder ``config['ship_dir']`` from the staging profile and the
     stage-2 outputs in ``stage_out``; returns the folder."""

@@ -98,20 +98,53 @@ def load_state(out_dir: Path, modules: dict[str, torch.nn.Module], optimizer: to
     return int(state["step"]), json.loads(state["extra"])
 
 
-def train_loop(steps: int, start: int, step_fn: Callable[[int], dict[str, float]], checkpoint: Callable[[int], None],
-               checkpoint_every: int, desc: str, log_path: Path | None = None) -> list[dict]:
-    """Run ``step_fn(step)`` for step = start .. steps-1 under a tqdm bar, checkpointing every
-    ``checkpoint_every`` steps and at the end; appends one JSON line per step to ``log_path``."""
+class StepPlan:
+    """How many steps a run takes: ``steps``, or fewer when a wall-clock ``budget_s`` says so.
+
+    With a budget, the loop times ``probe`` steps (after two warm-up steps that pay for
+    allocation and kernel selection), then fixes ``steps`` to what fits in the budget (never
+    more than the configured number). The learning-rate schedules read ``plan.steps`` when
+    called, so the cosine decay ends where the run ends. Recipes keep ``probe`` within their
+    warm-up, where the schedule does not depend on the total: such a run then equals a run
+    with ``steps`` set to the printed number (its exact rerun).
+    """
+
+    def __init__(self, steps: int, budget_s: float | None = None, probe: int = 20):
+        self.steps, self.budget_s, self.probe = int(steps), budget_s, int(probe)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "StepPlan":
+        budget = config.get("budget_s")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+            raise UserError(f"config budget_s={budget!r}: must be null or a number of seconds > 0")
+        return cls(config["steps"], config.get("budget_s"), max(2, min(20, int(config.get("warmup", 22)) - 2)))
+
+    def fit(self, done: int, elapsed_s: float, per_step_s: float) -> None:
+        """Fix ``steps`` after ``done`` steps in ``elapsed_s`` at ``per_step_s`` each."""
+        left = max(0.0, self.budget_s - elapsed_s)
+        self.steps = min(self.steps, done + max(1, int(left / max(per_step_s, 1e-9))))
+
+
+def train_loop(plan: "StepPlan | int", start: int, step_fn: Callable[[int], dict[str, float]],
+               checkpoint: Callable[[int], None], checkpoint_every: int, desc: str,
+               log_path: Path | None = None) -> list[dict]:
+    """Run ``step_fn(step)`` for step = start .. plan.steps-1 under a tqdm bar, checkpointing every
+    ``checkpoint_every`` steps and at the end; appends one JSON line per step to ``log_path``.
+    With a budget (`StepPlan`), the number of steps is fixed after the probe and printed."""
     from tqdm import tqdm
 
+    if not isinstance(plan, StepPlan):
+        plan = StepPlan(plan)
     history = []
     t0 = time.perf_counter()
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a" if start else "w") if log_path is not None else None
+    probe_from = probe_t0 = None
     try:
-        with tqdm(total=steps, initial=start, desc=desc, mininterval=5.0, dynamic_ncols=True) as bar:
-            for step in range(start, steps):
+        with tqdm(total=plan.steps, initial=start, desc=desc, mininterval=5.0, dynamic_ncols=True) as bar:
+            step = start
+            while step < plan.steps:
                 stats = step_fn(step)
                 stats = {k: float(v) for k, v in stats.items()}
                 history.append(stats)
@@ -120,8 +153,18 @@ def train_loop(steps: int, start: int, step_fn: Callable[[int], dict[str, float]
                 if log is not None:
                     log.write(json.dumps({"step": step, "elapsed_s": round(time.perf_counter() - t0, 2), **stats}) + "\n")
                     log.flush()
-                if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
-                    checkpoint(step + 1)
+                step += 1
+                if plan.budget_s is not None and step - start == 2:
+                    probe_from, probe_t0 = step, time.perf_counter()
+                elif probe_from is not None and step - probe_from == plan.probe:
+                    now = time.perf_counter()
+                    plan.fit(step, now - t0, (now - probe_t0) / plan.probe)
+                    probe_from = None
+                    bar.total = plan.steps
+                    bar.write(f"{desc}: budget {plan.budget_s:g} s -> {plan.steps} steps "
+                              f"({(now - probe_t0) / plan.probe * 1e3:.1f} ms/step); rerun exactly with steps={plan.steps}")
+                if step % checkpoint_every == 0 or step == plan.steps:
+                    checkpoint(step)
     finally:
         if log is not None:
             log.close()
@@ -150,4 +193,9 @@ def prepare(config: dict) -> tuple[str, "Path", np.random.Generator]:
 
     set_threads(int(config["threads"]))
     device = pick_device(config["device"])
+    if device.startswith("cuda"):
+        # TF32 matmuls/convolutions. (cuDNN autotuning only where shapes are fixed: the codec
+        # recipe; encoding utterances of varying length re-tuned for each one, 0.5 s apiece.)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     return device, Path(config["out_dir"]).expanduser(), np.random.default_rng(config["seed"])
