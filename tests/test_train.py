@@ -374,3 +374,19 @@ def test_controller_stats_count_what_the_streaming_controller_sends():
     assert s0["silence_frames"] == silent and s0["silence_frames"] + s0["speech_frames"] == 47
     assert [r["p_hat"] for r in stats["importances"]] == [0.0, 0.4]
     assert all(0 < r[k] < 1 for r in stats["importances"] for k in ("I_s_silence", "I_c_speech"))
+
+
+@pytest.mark.skipif(not (SMALL / "profile.yaml").is_file(), reason="no shipped small weights")
+def test_codec_can_continue_from_the_shipped_weights(tmp_path):
+    from simlab.models.checkpoint import load_state_dict, save_state_dict
+    from simlab.models.mimi_config import build_mimi, small_mimi_kwargs
+    from simlab.train.codec import start_from
+
+    mimi = build_mimi(small_mimi_kwargs(), "cpu")
+    start_from(mimi, SMALL / "mimi.safetensors", "cpu")
+    want = load_state_dict(SMALL / "mimi.safetensors")
+    got = mimi.state_dict()
+    assert all(torch.equal(got[k], want[k].to(got[k].dtype)) for k in want)
+    save_state_dict({"not": torch.zeros(2)}, tmp_path / "other.safetensors")
+    with pytest.raises(UserError, match="init=.*not weights of the small Mimi"):
+        start_from(mimi, tmp_path / "other.safetensors", "cpu")

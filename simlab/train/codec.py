@@ -99,6 +99,21 @@ def variance_preserving_init(mimi, output_gain: float = 0.02) -> None:
         last.weight.mul_(output_gain)
 
 
+def start_from(mimi, path: str | Path, device: str) -> None:
+    """Load earlier weights (e.g. the shipped ``simlab/models/small/mimi.safetensors``) to
+    continue training them with a fresh optimizer: codebooks and their EMA statistics
+    included, so k-means initialisation is not redone."""
+    from simlab.errors import UserError
+    from simlab.models.checkpoint import load_state_dict
+
+    state = load_state_dict(Path(path).expanduser(), device)
+    try:
+        mimi.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"config init={path}: not weights of the small Mimi ({str(exc).splitlines()[0][:160]})") from None
+    drop_codebook_cache(mimi)
+
+
 def _codebooks(mimi) -> list:
     q = mimi.quantizer
     return [layer._codebook for layer in list(q.rvq_first.vq.layers) + list(q.rvq_rest.vq.layers)]
@@ -138,6 +153,8 @@ def train_codec(config: dict, resume: bool = False) -> Path:
         mimi = build_mimi(small_mimi_kwargs(), device)
         if config["variance_preserving_init"]:
             variance_preserving_init(mimi)
+        if config["init"]:
+            start_from(mimi, config["init"], device)
         mimi.train()
         w = config["loss_weights"]
         stft = MultiResolutionSTFTLoss(config["stft_resolutions"]).to(device)
