@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from simlab.errors import UserError
-from simlab.train.codec import lr_schedule
-from simlab.train.state import StepPlan, train_loop
+from simlab.train.state import StepPlan, lr_schedule, train_loop
 
 
 def test_plan_fits_the_remaining_budget_and_never_grows():

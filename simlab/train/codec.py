@@ -27,8 +27,8 @@ from simlab.models.mimi_config import FRAME_SAMPLES, N_Q, SAMPLE_RATE, build_mim
 from simlab.train import config as cfg
 from simlab.train.data import load_corpus, random_crops
 from simlab.train.losses import MelLoss, MultiResolutionSTFTLoss
-from simlab.train.state import (StepPlan, load_state, make_optimizer, prepare, save_state, seeded_torch,
-                                train_loop)
+from simlab.train.state import (StepPlan, load_state, lr_schedule, make_optimizer, prepare, save_state,
+                                seeded_torch, train_loop)
 
 WEIGHTS_FILE = "mimi.safetensors"
 
@@ -203,21 +203,3 @@ def train_codec(config: dict, resume: bool = False) -> Path:
         save_state_dict(mimi.state_dict(), path)
         (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{plan.steps}\n")
     return path
-
-
-def lr_schedule(opt: torch.optim.Optimizer, warmup: int, plan: "StepPlan | int", start: int):
-    """Linear warm-up then cosine decay to 10 % of the peak learning rate over ``plan.steps``
-    (read at each step: a budgeted plan fixes it after its probe), positioned at step ``start``
-    (a resumed optimizer's groups carry their ``initial_lr``)."""
-    if not isinstance(plan, StepPlan):
-        plan = StepPlan(plan)
-    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(warmup, plan), last_epoch=start - 1)
-
-
-def _warmup_cosine(warmup: int, plan: StepPlan):
-    def factor(i: int) -> float:
-        if i < warmup:
-            return (i + 1) / warmup
-        t = min(1.0, (i - warmup) / max(1, plan.steps - warmup))
-        return float(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t)))
-    return factor

@@ -25,11 +25,11 @@ import torch
 from simlab.errors import UserError
 from simlab.models.lora import add_lora, save_lora
 from simlab.train import config as cfg
-from simlab.train.codec import lr_schedule
 from simlab.train.erasures import check_erasure_config, draw_lost
 from simlab.train.lm_io import depth_weights, teacher_forced
 from simlab.train.losses import weighted_token_ce
-from simlab.train.state import StepPlan, load_state, make_optimizer, prepare, save_state, seeded_torch, train_loop
+from simlab.train.state import (StepPlan, load_state, lr_schedule, make_optimizer, prepare, save_state,
+                                seeded_torch, train_loop)
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 ADAPTER_DIR = "adapter"

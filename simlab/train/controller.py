@@ -57,10 +57,9 @@ import torch.nn.functional as F
 from simlab.actors.controller import AdaptiveController, hard_mask, soft_step
 from simlab.models.checkpoint import save_state_dict
 from simlab.train import config as cfg
-from simlab.train.codec import lr_schedule
 from simlab.train.conceal import ADAPTER_DIR, attach_adapter, fill_from_predictions, load_base
 from simlab.train.lm_io import depth_weights, teacher_forced
-from simlab.train.state import StepPlan, load_state, prepare, save_state, seeded_torch, train_loop
+from simlab.train.state import StepPlan, load_state, lr_schedule, prepare, save_state, seeded_torch, train_loop
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 WEIGHTS_FILE = "controller.safetensors"

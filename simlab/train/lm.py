@@ -23,10 +23,10 @@ from simlab.models.checkpoint import load_state_dict, save_state_dict
 from simlab.models.lm_config import build_lm, small_lm_kwargs
 from simlab.models.mimi_config import build_mimi, drop_codebook_cache, small_mimi_kwargs
 from simlab.train import config as cfg
-from simlab.train.codec import lr_schedule
 from simlab.train.profile_io import write_profile
 from simlab.train.lm_io import depth_weights, lm_loss
-from simlab.train.state import StepPlan, load_state, make_optimizer, prepare, save_state, seeded_torch, train_loop
+from simlab.train.state import (StepPlan, load_state, lr_schedule, make_optimizer, prepare, save_state,
+                                seeded_torch, train_loop)
 from simlab.train.tokens import cached_tokens, codec_key, token_batch
 
 WEIGHTS_FILE = "lm.safetensors"

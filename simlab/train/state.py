@@ -117,7 +117,7 @@ class StepPlan:
         budget = config.get("budget_s")
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
             raise UserError(f"config budget_s={budget!r}: must be null or a number of seconds > 0")
-        return cls(config["steps"], config.get("budget_s"), max(2, min(20, int(config.get("warmup", 22)) - 2)))
+        return cls(config["steps"], budget, max(2, min(20, int(config.get("warmup", 22)) - 2)))
 
     def fit(self, done: int, elapsed_s: float, per_step_s: float) -> None:
         """Fix ``steps`` after ``done`` steps in ``elapsed_s`` at ``per_step_s`` each."""
@@ -125,7 +125,23 @@ class StepPlan:
         self.steps = min(self.steps, done + max(1, int(left / max(per_step_s, 1e-9))))
 
 
-def train_loop(plan: "StepPlan | int", start: int, step_fn: Callable[[int], dict[str, float]],
+def lr_schedule(opt: torch.optim.Optimizer, warmup: int, plan: StepPlan, start: int):
+    """Linear warm-up then cosine decay to 10 % of the peak learning rate over ``plan.steps``
+    (read at each step: a budgeted plan fixes it after its probe), positioned at step ``start``
+    (a resumed optimizer's groups carry their ``initial_lr``)."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(warmup, plan), last_epoch=start - 1)
+
+
+def _warmup_cosine(warmup: int, plan: StepPlan):
+    def factor(i: int) -> float:
+        if i < warmup:
+            return (i + 1) / warmup
+        t = min(1.0, (i - warmup) / max(1, plan.steps - warmup))
+        return float(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t)))
+    return factor
+
+
+def train_loop(plan: StepPlan, start: int, step_fn: Callable[[int], dict[str, float]],
                checkpoint: Callable[[int], None], checkpoint_every: int, desc: str,
                log_path: Path | None = None) -> list[dict]:
     """Run ``step_fn(step)`` for step = start .. plan.steps-1 under a tqdm bar, checkpointing every
@@ -133,8 +149,6 @@ def train_loop(plan: "StepPlan | int", start: int, step_fn: Callable[[int], dict
     With a budget (`StepPlan`), the number of steps is fixed after the probe and printed."""
     from tqdm import tqdm
 
-    if not isinstance(plan, StepPlan):
-        plan = StepPlan(plan)
     history = []
     t0 = time.perf_counter()
     if log_path is not None:
