@@ -3,7 +3,7 @@ wrong (`network.forward.loss.p: 1.7 is not in [0, 1]`), with a did-you-mean for 
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
@@ -54,14 +54,17 @@ def _model_of(ann):
     return None
 
 
-def format_error(err: dict) -> str:
-    """One pydantic error as one line: the key path, then what is wrong with the value."""
+def format_error(err: dict, fields_at: Callable[[tuple], list[str]] | None = None) -> str:
+    """One pydantic error as one line: the key path, then what is wrong with the value.
+
+    ``fields_at(loc)`` lists the keys the model at ``loc`` accepts (for did-you-mean); by
+    default the scenario's. Other YAML files (experiments) pass their own."""
     loc = tuple(p for p in err["loc"] if p not in _UNION_TAGS)
     path = ".".join(str(p) for p in loc) or "(top level)"
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
         key = str(err["loc"][-1])
-        allowed = [f for f in _fields_at(err["loc"][:-1]) if f != "base_dir"]
+        allowed = [f for f in (fields_at or _fields_at)(err["loc"][:-1]) if f != "base_dir"]
         near = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean '{near[0]}'?" if near else f" (known: {', '.join(allowed)})"
         return f"{path}: unknown key{hint}"
@@ -76,8 +79,15 @@ def format_error(err: dict) -> str:
         return f"{path}.{err['ctx']['discriminator'].strip(chr(39))}: {err['ctx']['tag']!r} is not one of {tags}{hint}"
     if kind == "union_tag_not_found":
         return f"{path}: needs {err['ctx']['discriminator']}"
-    if kind == "value_error":
-        return f"{path}: {err['msg'].removeprefix('Value error, ')}"
+    if kind == "value_error":  # a model-level check's message names its own keys
+        msg = err["msg"].removeprefix("Value error, ")
+        return f"{path}: {msg}" if loc else msg
+    if kind == "greater_than_equal":
+        return f"{path}: {value!r} is not >= {err['ctx']['ge']}"
+    if kind == "less_than_equal":
+        return f"{path}: {value!r} is not <= {err['ctx']['le']}"
+    if kind == "string_too_short":
+        return f"{path}: must not be empty"
     base = kind.split("_")[0]
     if base in _TYPE_NAMES:
         return f"{path}: expected {_TYPE_NAMES[base]}, got {value!r}"

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from simlab.errors import UserError
 from simlab.scenario import read_yaml
+from simlab.scenario_errors import format_error
 
 #: Coordinate names that are not grid keys; grid keys always contain a dot or are scenario keys.
 LABEL, AUDIO, REPEAT = "label", "audio", "repeat"
@@ -107,32 +108,9 @@ class Experiment(Strict):
         return self
 
 
-def _format(err: dict) -> str:
-    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind, value = err["type"], err.get("input")
-    if kind == "extra_forbidden":
-        key = str(err["loc"][-1])
-        model = SystemEntry if len(err["loc"]) > 1 and err["loc"][0] == "systems" else Experiment
-        allowed = [f for f in model.model_fields if f != "base_dir"]
-        near = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else f" (known: {', '.join(allowed)})"
-        return f"{path}: unknown key{hint}"
-    if kind == "missing":
-        return f"{path}: missing (required)"
-    if kind == "value_error":
-        msg = err["msg"].removeprefix("Value error, ")
-        return msg if not err["loc"] else f"{path}: {msg}"
-    if kind == "greater_than_equal":
-        return f"{path}: {value!r} is not >= {err['ctx']['ge']}"
-    if kind == "less_than_equal":
-        return f"{path}: {value!r} is not <= {err['ctx']['le']}"
-    if kind == "string_too_short":
-        return f"{path}: must not be empty"
-    if kind.endswith("_type") or kind == "union_tag_invalid":
-        want = {"list_type": "a list", "dict_type": "a mapping", "int_type": "an integer",
-                "string_type": "a string", "bool_type": "true or false"}.get(kind, "another type")
-        return f"{path}: expected {want}, got {value!r}"
-    return f"{path}: {err['msg']}"
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys of the experiment model at ``loc`` (a system entry under ``systems.N``)."""
+    return list((SystemEntry if loc and loc[0] == "systems" else Experiment).model_fields)
 
 
 def parse_experiment(data: Any, base_dir: str | Path = ".", source: str = "experiment") -> Experiment:
@@ -153,7 +131,7 @@ def parse_experiment(data: Any, base_dir: str | Path = ".", source: str = "exper
             raise UserError(f"{source}: audio: expected a folder, glob or file, or a list of them, "
                             f"got {first.get('input')!r}") from None
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise UserError(f"{source}: {_format(first)}{more}") from None
+        raise UserError(f"{source}: {format_error(first, _fields_at)}{more}") from None
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
