@@ -287,6 +287,28 @@ def test_each_recipe_trains_and_resumes(chain):
 
 @needs_speech
 @pytest.mark.slow
+def test_lm_shifts_tokenize_each_utterance_on_another_frame_grid(chain, tmp_path):
+    from simlab.train.lm import load_codec, train_lm
+    from simlab.train.tokens import cached_tokens, codec_key
+
+    lm = _tiny("lm", tmp_path, steps=1, shifts=2, codec=str(chain["codec"]), cache_dir=str(tmp_path / "cache"),
+               out_dir=str(tmp_path / "lm"), stage_dir=str(tmp_path / "stage"))
+    train_lm(lm)
+    assert len(list((tmp_path / "cache").glob("tokens-*.npz"))) == 2  # one cache per frame grid
+    mimi = load_codec(chain["codec"], "cpu")
+    key = codec_key(chain["codec"], "")
+    plain = cached_tokens(mimi, key, "train", lm["max_minutes"], lm["seed"], tmp_path / "cache")
+    half = cached_tokens(mimi, key, "train", lm["max_minutes"], lm["seed"], tmp_path / "cache", shift=960)
+    assert len(plain) == len(half)
+    # the same speech half a frame later: as many frames or one fewer, and other tokens
+    assert all(a.shape[1] - b.shape[1] in (0, 1) for a, b in zip(plain, half))
+    assert any(not np.array_equal(a[:, :b.shape[1]], b) for a, b in zip(plain, half))
+    with pytest.raises(ValueError, match="shift"):
+        cached_tokens(mimi, key, "train", lm["max_minutes"], lm["seed"], tmp_path / "cache", shift=1920)
+
+
+@needs_speech
+@pytest.mark.slow
 def test_shipped_folder_loads_and_reproduces_its_reference(chain):
     from simlab.models.profiles import load_profile
     from simlab.train.ship import reference_outputs

@@ -67,6 +67,21 @@ def test_lm_hold_out_is_seeded_disjoint_and_fixed():
     assert none_val is None and len(none_train) == 20
 
 
+def test_lm_shifted_encodings_train_only_on_training_utterances():
+    from simlab.train.lm import grid_shifts, hold_out
+
+    assert grid_shifts(4) == [0, 480, 960, 1440] and grid_shifts(1) == [0]
+    streams = [np.full((8, 40), i, dtype=np.int16) for i in range(20)]
+    shifted = [[np.full((8, 39), 100 * k + i, dtype=np.int16) for i in range(20)] for k in (1, 2)]
+    cfg = {"val_fraction": 0.1, "val_batches": 2, "batch": 3, "frames": 16, "seed": 7}
+    plain, val = hold_out(streams, cfg, "cpu")
+    train, val_aug = hold_out(streams, cfg, "cpu", shifted)
+    assert torch.equal(val, val_aug)  # the same held-out windows: losses stay comparable
+    assert len(train) == 3 * len(plain) and train[:len(plain)] == plain
+    kept = {int(s[0, 0]) % 100 for s in train}
+    assert kept == {int(s[0, 0]) for s in plain}  # every encoding of a held-out utterance is left out
+
+
 def test_speech_folder_may_hold_wav_and_opus_copies(tmp_path):
     import soundfile as sf
 

@@ -21,7 +21,7 @@ import torch
 from simlab.errors import UserError
 from simlab.models.checkpoint import load_state_dict, save_state_dict
 from simlab.models.lm_config import build_lm, small_lm_kwargs
-from simlab.models.mimi_config import build_mimi, drop_codebook_cache, small_mimi_kwargs
+from simlab.models.mimi_config import FRAME_SAMPLES, build_mimi, drop_codebook_cache, small_mimi_kwargs
 from simlab.train import config as cfg
 from simlab.train.profile_io import write_profile
 from simlab.train.lm_io import depth_weights, lm_loss
@@ -55,21 +55,30 @@ def load_codec(path: str | Path, device: str):
     return mimi.eval()
 
 
-def hold_out(streams: list, config: dict, device: str) -> tuple[list, "torch.Tensor | None"]:
+def split_utterances(count: int, config: dict) -> tuple[list[int], list[int]]:
+    """(training, held-out) utterance indices: a seeded ``val_fraction`` held out (at least one
+    when the fraction is > 0 and two or more exist)."""
+    n_val = int(round(config["val_fraction"] * count))
+    if config["val_fraction"] > 0 and count > 1:
+        n_val = min(max(n_val, 1), count - 1)
+    order = np.random.default_rng([config["seed"], 1]).permutation(count)
+    return sorted(order[n_val:].tolist()), order[:n_val].tolist()
+
+
+def hold_out(streams: list, config: dict, device: str,
+             shifted: list[list] = ()) -> tuple[list, "torch.Tensor | None"]:
     """(training streams, fixed held-out windows [n, dep_q, frames] on ``device`` or None).
 
-    A seeded ``val_fraction`` of the utterances (at least one when the fraction is > 0 and
-    two or more exist); ``val_batches`` x ``batch`` windows drawn once from them."""
-    n_val = int(round(config["val_fraction"] * len(streams)))
-    if config["val_fraction"] > 0 and len(streams) > 1:
-        n_val = min(max(n_val, 1), len(streams) - 1)
-    if n_val == 0:
-        return streams, None
-    order = np.random.default_rng([config["seed"], 1]).permutation(len(streams))
-    val = [streams[i] for i in order[:n_val]]
-    train = [streams[i] for i in sorted(order[n_val:])]
-    windows = token_batch(val, config["val_batches"] * config["batch"], config["frames"],
-                          np.random.default_rng([config["seed"], 2]))
+    ``val_batches`` x ``batch`` windows drawn once from the held-out utterances (see
+    `split_utterances`). ``shifted``: the same utterances tokenized on other frame grids
+    (`cached_tokens(shift=...)`); their training utterances join the training streams and
+    their held-out ones are left out, so no held-out speech is ever trained on."""
+    train_idx, val_idx = split_utterances(len(streams), config)
+    train = [s[i] for s in (streams, *shifted) for i in train_idx]
+    if not val_idx:
+        return train, None
+    windows = token_batch([streams[i] for i in val_idx], config["val_batches"] * config["batch"],
+                          config["frames"], np.random.default_rng([config["seed"], 2]))
     return train, torch.from_numpy(windows).to(device)
 
 
@@ -88,7 +97,13 @@ def held_out_loss(lm, val_codes: torch.Tensor, weights: torch.Tensor, batch: int
     return {"val_loss": total / len(val_codes), "val_acc": hits / max(count, 1.0)}
 
 
+def grid_shifts(count: int) -> list[int]:
+    """``count`` frame-grid offsets in samples, evenly over one frame: 0, 1920/count, ..."""
+    return [i * FRAME_SAMPLES // count for i in range(count)]
+
+
 def check(config: dict) -> None:
+    cfg.check_range(config, "shifts", 1, 64, integer=True)
     cfg.check_range(config, "val_fraction", 0.0, 0.5)
     cfg.check_range(config, "val_batches", 1, 1000, integer=True)
     cfg.check_range(config, "eval_every", 1, 10**7, integer=True)
@@ -105,10 +120,11 @@ def train_lm(config: dict, resume: bool = False) -> Path:
     kwargs = lm_kwargs(config["lm_kwargs"])
     with seeded_torch(config["seed"], device):
         mimi = load_codec(config["codec"], device)
-        streams = cached_tokens(mimi, codec_key(Path(config["codec"]).expanduser(), ""), config["data"],
-                                config["max_minutes"], config["seed"], config["cache_dir"])
+        key = codec_key(Path(config["codec"]).expanduser(), "")
+        encodings = [cached_tokens(mimi, key, config["data"], config["max_minutes"], config["seed"],
+                                   config["cache_dir"], shift=s) for s in grid_shifts(config["shifts"])]
         del mimi
-        streams, val_codes = hold_out(streams, config, device)
+        streams, val_codes = hold_out(encodings[0], config, device, encodings[1:])
         lm = build_lm(kwargs, device=device, seed=config["seed"]).train()
         weights = depth_weights(config["lambda_semantic"], config["lambda_acoustic"], lm.dep_q)
         opt = make_optimizer(lm.parameters(), config["lr"], config["weight_decay"])

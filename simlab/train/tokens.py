@@ -40,13 +40,18 @@ def encode_utterance(mimi, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cached_tokens(mimi, key: str, sub: str, max_minutes: float, seed: int, cache_dir: Path,
-                  latents: bool = False) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
+                  latents: bool = False, shift: int = 0) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
     """One [n_q, frames] int16 array per utterance of a seeded subset of ``sub`` (at most
     ``max_minutes``), from the cache when present, else encoded with ``mimi`` and cached.
-    ``latents=True``: also the [512, frames] float16 latents, as a second list."""
+    ``latents=True``: also the [512, frames] float16 latents, as a second list.
+    ``shift``: encode each utterance from sample ``shift`` on (0 <= shift < one frame), so the
+    frame grid falls elsewhere in the speech and the tokens differ (an augmentation)."""
     from simlab.train.data import load_corpus
 
-    name = hashlib.sha256(f"{key}|{sub}|{max_minutes}|{seed}".encode()).hexdigest()[:16]
+    if not 0 <= shift < FRAME_SAMPLES:
+        raise ValueError(f"shift {shift}: expected 0..{FRAME_SAMPLES - 1} samples")
+    tag = f"|shift{shift}" if shift else ""  # shift 0 keeps the caches made before shifts existed
+    name = hashlib.sha256(f"{key}|{sub}|{max_minutes}|{seed}{tag}".encode()).hexdigest()[:16]
     path = Path(cache_dir).expanduser() / f"tokens-{name}.npz"
     if path.is_file():
         with np.load(path) as data:
@@ -55,7 +60,8 @@ def cached_tokens(mimi, key: str, sub: str, max_minutes: float, seed: int, cache
             return (tokens, np.split(data["latents"], cuts, axis=1)) if latents else tokens
     corpus = load_corpus(sub, max_minutes, np.random.default_rng(seed), files=list_files(sub))
     mimi.eval()
-    pairs = [encode_utterance(mimi, x) for x in tqdm(corpus, desc=f"encode {sub}", mininterval=5.0)]
+    desc = f"encode {sub}" + (f" (shift {shift})" if shift else "")
+    pairs = [encode_utterance(mimi, x[shift:]) for x in tqdm(corpus, desc=desc, mininterval=5.0)]
     streams, zs = [p[0] for p in pairs], [p[1] for p in pairs]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
