@@ -139,6 +139,7 @@ class LargeSCSystem(Strict):
     redundant: Annotated[int, _in(0, 8)] = 0
     concealer: Literal["lm", "repeat", "drop"] = "lm"
     greedy: bool = True
+    min_confidence: Annotated[float, _in(0.0, 1.0)] = 0.0  # lm: leave out guesses the LM rates below this
 
 
 class OpusSystem(Strict):

@@ -20,6 +20,8 @@ CASES = {
     "bad_model": ("network: {forward: {loss: {model: gilbert, p: 0.1}}}\n", "network.forward.loss.model: 'gilbert' is not one of"),
     "missing_trace": ("network: {forward: {loss: {model: trace, file: nope.txt}}}\nduration_s: 1\n", "nope.txt"),
     "missing_audio": ("audio: nope.wav\nsystem: {kind: synthetic}\n", "nope.wav"),
+    "confidence_out_of_range": ("system: {kind: largesc, min_confidence: 1.5}\n",
+                                "system.min_confidence: 1.5 is not in [0, 1]"),
 }
 
 

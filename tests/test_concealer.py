@@ -87,6 +87,31 @@ def test_greedy_fill_is_the_argmax_of_the_step_logits(lm):
         assert ac_hat[k - 1] == int(logits[k].argmax())
 
 
+def test_min_confidence_leaves_out_exactly_the_guesses_below_it(lm):
+    received = _lose(_codes(14, 12), 0.4, seed=15)
+    np.testing.assert_array_equal(_run(LMConcealer(lm, min_confidence=0.0), received), _run(LMConcealer(lm), received))
+    ungated = LMConcealer(lm, record_logits=True)
+    _run(ungated, received[:1])
+    tau = float(torch.softmax(ungated.last_logits[0], -1).max())  # a threshold the LM's scores straddle
+    concealer = LMConcealer(lm, record_logits=True, min_confidence=tau)
+    left_out = filled = 0
+    for n in range(received.shape[0]):
+        given = [received[n, 0]] + (received[n - 1, 1:].tolist() if n else [])
+        sem_hat, ac_hat = concealer.step(received[n, 0], received[n - 1, 1:] if n else np.full(N_Q - 1, MISSING))
+        got = [sem_hat] + (ac_hat.tolist() if n else [])
+        for k, token in enumerate(given):
+            if token != MISSING:
+                assert got[k] == token
+                continue
+            probs = torch.softmax(concealer.last_logits[k], -1)
+            want = int(probs.argmax()) if float(probs.max()) >= tau else MISSING
+            assert got[k] == want
+            left_out, filled = left_out + (want == MISSING), filled + (want != MISSING)
+    assert left_out and filled
+    with pytest.raises(ValueError, match="min_confidence"):
+        LMConcealer(lm, min_confidence=1.5)
+
+
 def test_partial_depth_pass_gives_the_same_tokens(lm):
     received = _lose(_codes(12, 10), 0.25, seed=13)
     received[3] = _codes(12, 10)[3]  # one frame with nothing lost

@@ -153,6 +153,17 @@ def test_lossy_keeps_received_tokens_and_never_invents_unsent_ones(models, audio
         assert 0 < total <= lost
 
 
+def test_min_confidence_one_leaves_every_lost_token_out(models, audio):
+    """No guess of the LM reaches probability 1, so the gated LM concealer fills nothing (as
+    drop) while still stepping the LM to keep its context."""
+    system = LargeSCSystem(models, quantizers=6, controller="fixed", redundant=2, concealer="lm", min_confidence=1.0)
+    window = _window(_transmit(system, audio), loss=0.4, seed=1, nothing=(3,))
+    rows, decoded, times = _receive_spying(system, window)
+    _check_invariants(rows, decoded, window)
+    assert sum(d.concealed for d in decoded) == 0 and all("concealer" in t for t in times)
+    assert system.describe()["min_confidence"] == 1.0
+
+
 def test_lm_fills_follow_moshis_one_step_acoustic_delay(models, audio):
     """The system's fills equal a stand-alone LMConcealer fed step k = (x_{k,0}, x_{k-1,1..})."""
     system = LargeSCSystem(models, quantizers=8, controller="fixed", redundant=0, concealer="lm")

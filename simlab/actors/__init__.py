@@ -29,7 +29,8 @@ def build_system(spec, rng: np.random.Generator, device: str = "auto", seed: int
         torch.set_num_threads(threads)
         models = load_profile(spec.profile, device=device, seed=seed)
         return LargeSCSystem(models, quantizers=spec.quantizers, controller=spec.controller,
-                             redundant=spec.redundant, concealer=spec.concealer, greedy=spec.greedy, seed=seed)
+                             redundant=spec.redundant, concealer=spec.concealer, greedy=spec.greedy, seed=seed,
+                             min_confidence=spec.min_confidence)
     if spec.kind == "opus":
         from simlab.actors.opus import OpusSystem
 

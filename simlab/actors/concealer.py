@@ -31,6 +31,11 @@ class LMConcealer:
     Several concealers may share one LM: each keeps its own streaming state (KV caches) and
     attaches it only for the duration of a step.
 
+    ``min_confidence``: a missing token whose best prediction has probability below this stays
+    missing (the decoder leaves it out, as `DropConcealer` does). 0 (the paper's concealer)
+    fills every missing token. Why: a guess the LM itself rates unlikely is almost always
+    wrong, and a wrong codebook entry adds noise where leaving it out only loses detail.
+
     ``greedy``: a missing token is the most likely one; otherwise it is drawn from the LM's
     distribution (temperature 1) with ``generator`` (required then; on the LM's device).
 
@@ -44,7 +49,8 @@ class LMConcealer:
     lookahead_frames = 1
 
     def __init__(self, lm, device: str | torch.device = "cpu", greedy: bool = True,
-                 generator: torch.Generator | None = None, record_logits: bool = False):
+                 generator: torch.Generator | None = None, record_logits: bool = False,
+                 min_confidence: float = 0.0):
         delays = list(lm.delays)
         dep_q = lm.dep_q
         if dep_q < 2 or delays[0] != 0 or delays[1] != 0 or any(d != 1 for d in delays[2:dep_q + 1]):
@@ -53,6 +59,8 @@ class LMConcealer:
                 f"and the first dep_q={dep_q} audio streams), got delays {delays}")
         if torch.device(device).type != lm.device.type:
             raise ValueError(f"LMConcealer: device {device!r} but the LM is on {lm.device}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"LMConcealer: min_confidence={min_confidence!r} outside [0, 1]")
         if not greedy and generator is None:
             raise ValueError("LMConcealer: greedy=False needs a torch.Generator to sample from")
         if lm.training:
@@ -61,6 +69,7 @@ class LMConcealer:
         self.device = lm.device
         self.greedy = greedy
         self.generator = generator
+        self.min_confidence = float(min_confidence)
         self.record_logits = record_logits
         self.n_q = dep_q
         self.card = lm.card
@@ -155,6 +164,10 @@ class LMConcealer:
         return torch.tensor([[[token]]], dtype=torch.long, device=self.device)
 
     def _predict(self, logits: torch.Tensor) -> int:
+        """The token for one missing position, or MISSING when the LM's top probability is
+        below ``min_confidence``."""
+        if self.min_confidence > 0.0 and torch.softmax(logits.float(), dim=-1).max().item() < self.min_confidence:
+            return MISSING
         if self.greedy:
             return int(torch.argmax(logits).item())
         probs = torch.softmax(logits.float(), dim=-1).to(self.generator.device)

@@ -39,7 +39,7 @@ class LargeSCSystem:
     stages = ("encoder", "controller", "concealer", "decoder")
 
     def __init__(self, models, quantizers: int = 8, controller: str = "learned", redundant: int = 0,
-                 concealer: str = "lm", greedy: bool = True, seed: int = 0):
+                 concealer: str = "lm", greedy: bool = True, seed: int = 0, min_confidence: float = 0.0):
         from simlab.actors.concealer import DropConcealer, LMConcealer, RepeatConcealer
         from simlab.actors.controller import FixedController
 
@@ -57,12 +57,14 @@ class LargeSCSystem:
         self.quantizers = int(quantizers)
         self.controller_kind, self.concealer_kind = controller, concealer
         self.redundant, self.greedy, self.seed = int(redundant), bool(greedy), int(seed)
+        self.min_confidence = float(min_confidence)
         self.codec = MimiCodec(models.mimi)
         self.controller = (models.controller if controller == "learned"
                            else FixedController(self.quantizers, self.redundant, N_Q))
         if concealer == "lm":
             generator = None if greedy else torch.Generator(device=models.lm.device).manual_seed(seed)
-            self.concealer = LMConcealer(models.lm, device=models.lm.device, greedy=greedy, generator=generator)
+            self.concealer = LMConcealer(models.lm, device=models.lm.device, greedy=greedy, generator=generator,
+                                         min_confidence=min_confidence)
         else:
             self.concealer = RepeatConcealer(N_Q) if concealer == "repeat" else DropConcealer(N_Q)
         self.lookahead_frames = self.concealer.lookahead_frames
@@ -150,6 +152,7 @@ class LargeSCSystem:
             "controller_trained": self.controller_kind == "fixed" or "controller" not in self.models.random_parts,
             "redundant": self.redundant if self.controller_kind == "fixed" else None,
             "concealer": self.concealer_kind, "greedy": self.greedy, "seed": self.seed,
+            "min_confidence": self.min_confidence,
             "lookahead_frames": self.lookahead_frames,
             "params_controller": parameter_count(self.models.controller),
         })

@@ -36,7 +36,13 @@ from simlab.train.data import list_files, transcripts
 from simlab.train.state import set_threads
 
 TOKEN_BITS = 11
-CONCEALERS = ("lm", "repeat", "drop")
+
+
+def concealer_variants(min_confidence: float) -> list[tuple[str, str, float]]:
+    """(label, kind, min_confidence) of the concealers compared: the paper's LM concealer, the
+    LM concealer leaving out its guesses below ``min_confidence`` (when > 0), and the baselines."""
+    gated = [(f"lm p>={min_confidence:g}", "lm", min_confidence)] if min_confidence > 0 else []
+    return [("lm", "lm", 0.0), *gated, ("repeat", "repeat", 0.0), ("drop", "drop", 0.0)]
 
 
 def pick_utterances(sub: str, count: int) -> list[Path]:
@@ -120,14 +126,14 @@ def evaluate(config: dict) -> Path:
     rows = []
     full = np.ones((1, N_Q), dtype=np.int64)
     for c, (kind, loss, burst) in enumerate(channels):
-        for name in CONCEALERS:
+        for name, kind_c, gate in concealer_variants(config["min_confidence"]):
             per, hits, lost_n, hits0, lost0 = [], 0, 0, 0, 0
             for i, u in enumerate(utts):
                 T = len(u["tokens"])
                 masks = np.repeat(full, T, axis=0)
                 lost_p = _lost_packets(kind, loss, burst, T // fpp + 2, config["seed"], 2, c, i)
                 arrived = sim.arrivals(masks, lost_p, fpp)
-                filled = sim.conceal(name, u["tokens"], arrived, models.lm)
+                filled = sim.conceal(kind_c, u["tokens"], arrived, models.lm, min_confidence=gate)
                 lost = ~arrived
                 hits += int(((filled == u["tokens"]) & lost).sum())
                 lost_n += int(lost.sum())

@@ -45,9 +45,10 @@ def arrivals(masks: np.ndarray, lost_packets: np.ndarray, frames_per_packet: int
     return (masks >= 1) & first_ok[:, None] | (masks >= 2) & second_ok[:, None]
 
 
-def conceal(kind: str, tokens: np.ndarray, arrived: np.ndarray, lm=None) -> np.ndarray:
+def conceal(kind: str, tokens: np.ndarray, arrived: np.ndarray, lm=None, min_confidence: float = 0.0) -> np.ndarray:
     """[T, 8] tokens as a concealer ``kind`` ('lm', 'repeat', 'drop') fills the ones that did
-    not arrive (-1 where it leaves them absent). Received tokens are unchanged."""
+    not arrive (-1 where it leaves them absent). Received tokens are unchanged.
+    ``min_confidence``: the LM concealer's (`LMConcealer`)."""
     received = np.where(arrived, tokens, MISSING).astype(np.int64)
     T, K = received.shape
     if kind == "drop":
@@ -58,7 +59,7 @@ def conceal(kind: str, tokens: np.ndarray, arrived: np.ndarray, lm=None) -> np.n
         return np.stack([concealer.conceal(row) for row in received])
     if kind != "lm":
         raise ValueError(f"concealer {kind!r}: expected 'lm', 'repeat' or 'drop'")
-    concealer = LMConcealer(lm)
+    concealer = LMConcealer(lm, min_confidence=min_confidence)
     out = received.copy()
     prev = np.full(K - 1, MISSING, dtype=np.int64)
     for n in range(T + 1):  # step T completes frame T-1's acoustic tokens
