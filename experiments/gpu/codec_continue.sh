@@ -4,7 +4,7 @@
 #   bash experiments/gpu/codec_continue.sh SPEECH_DIR WORK_DIR OUT_DIR [--set KEY=VALUE ...]
 # Settings: codec-continue.yaml beside this script (budget_s bounds the training time).
 # Afterwards, on the CPU: the LM, LoRA and controller recipes on the new codec's tokens
-# (docs/train.md, "Retraining after a new codec").
+# (the commands in simlab/models/small/MODEL_CARD.md, "How they were made").
 set -uo pipefail
 speech=$1; work=$2; out=$3; shift 3
 here=$(dirname "$0")
