@@ -14,7 +14,6 @@ statistics. `tests/test_train.py` loads ``load_profile("small")`` and compares.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,16 @@ def halve_files(paths: list[str]) -> None:
             save_state_dict(_half(load_state_dict(path)), path)
 
 
+def write_adapter_config(src: Path, dst: Path) -> None:
+    """peft's adapter config with its module list sorted: peft keeps ``target_modules`` as a
+    set, so its saved order changes from process to process (string hashing), and the shipped
+    file should not change when the adapter did not."""
+    config = json.loads(Path(src).read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    Path(dst).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def ship(config: dict, profile, stage_out: Path) -> Path:
     """Write the shipped folder ``config['ship_dir']`` from the staging profile and the
     stage-2 outputs in ``stage_out``; returns the folder."""
@@ -45,7 +54,7 @@ def ship(config: dict, profile, stage_out: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     save_state_dict(_half(load_state_dict(profile.mimi_checkpoint)), folder / "mimi.safetensors")
     save_state_dict(_half(load_state_dict(profile.lm_checkpoint)), folder / "lm.safetensors")
-    shutil.copyfile(stage_out / "adapter" / "adapter_config.json", folder / "adapter_config.json")
+    write_adapter_config(stage_out / "adapter" / "adapter_config.json", folder / "adapter_config.json")
     for src, dst in ((stage_out / "adapter" / "adapter_model.safetensors", folder / "adapter_model.safetensors"),
                      (stage_out / "controller.safetensors", folder / "controller.safetensors")):
         save_state_dict(_half(load_state_dict(src)), dst)
