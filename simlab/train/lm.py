@@ -27,7 +27,7 @@ from simlab.train.profile_io import write_profile
 from simlab.train.lm_io import depth_weights, lm_loss
 from simlab.train.state import (StepPlan, load_state, lr_schedule, make_optimizer, prepare, save_state,
                                 seeded_torch, train_loop)
-from simlab.train.tokens import cached_tokens, codec_key, token_batch
+from simlab.train.tokens import cached_tokens, codec_key, corpus_loader, token_batch
 
 WEIGHTS_FILE = "lm.safetensors"
 BEST_FILE = "lm-best.safetensors"
@@ -121,8 +121,9 @@ def train_lm(config: dict, resume: bool = False) -> Path:
     with seeded_torch(config["seed"], device):
         mimi = load_codec(config["codec"], device)
         key = codec_key(Path(config["codec"]).expanduser(), "")
+        audio = corpus_loader(config["data"], config["max_minutes"], config["seed"])
         encodings = [cached_tokens(mimi, key, config["data"], config["max_minutes"], config["seed"],
-                                   config["cache_dir"], shift=s) for s in grid_shifts(config["shifts"])]
+                                   config["cache_dir"], shift=s, corpus=audio) for s in grid_shifts(config["shifts"])]
         del mimi
         streams, val_codes = hold_out(encodings[0], config, device, encodings[1:])
         lm = build_lm(kwargs, device=device, seed=config["seed"]).train()

@@ -9,8 +9,10 @@ seed of the subset, so a retrained codec never reuses stale tokens.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -39,15 +41,24 @@ def encode_utterance(mimi, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes[0].to("cpu", torch.int16).numpy(), z[0].to("cpu", torch.float16).numpy()
 
 
+def corpus_loader(sub: str, max_minutes: float, seed: int) -> Callable[[], list[np.ndarray]]:
+    """A function giving the seeded subset of ``sub`` that `cached_tokens` encodes, read on the
+    first call only (several frame grids share one read of the speech)."""
+    from simlab.train.data import load_corpus
+
+    return functools.cache(lambda: load_corpus(sub, max_minutes, np.random.default_rng(seed), files=list_files(sub)))
+
+
 def cached_tokens(mimi, key: str, sub: str, max_minutes: float, seed: int, cache_dir: Path,
-                  latents: bool = False, shift: int = 0) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
+                  latents: bool = False, shift: int = 0, corpus: Callable[[], list[np.ndarray]] | None = None,
+                  ) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
     """One [n_q, frames] int16 array per utterance of a seeded subset of ``sub`` (at most
     ``max_minutes``), from the cache when present, else encoded with ``mimi`` and cached.
     ``latents=True``: also the [512, frames] float16 latents, as a second list.
     ``shift``: encode each utterance from sample ``shift`` on (0 <= shift < one frame), so the
-    frame grid falls elsewhere in the speech and the tokens differ (an augmentation)."""
-    from simlab.train.data import load_corpus
-
+    frame grid falls elsewhere in the speech and the tokens differ (an augmentation).
+    ``corpus``: the `corpus_loader` of the same ``sub``, ``max_minutes`` and ``seed``, to share
+    its read between calls; read afresh when None."""
     if not 0 <= shift < FRAME_SAMPLES:
         raise ValueError(f"shift {shift}: expected 0..{FRAME_SAMPLES - 1} samples")
     tag = f"|shift{shift}" if shift else ""  # shift 0 keeps the caches made before shifts existed
@@ -58,10 +69,10 @@ def cached_tokens(mimi, key: str, sub: str, max_minutes: float, seed: int, cache
             cuts = np.cumsum(data["lengths"])[:-1]
             tokens = np.split(data["tokens"], cuts, axis=1)
             return (tokens, np.split(data["latents"], cuts, axis=1)) if latents else tokens
-    corpus = load_corpus(sub, max_minutes, np.random.default_rng(seed), files=list_files(sub))
+    audio = (corpus or corpus_loader(sub, max_minutes, seed))()
     mimi.eval()
     desc = f"encode {sub}" + (f" (shift {shift})" if shift else "")
-    pairs = [encode_utterance(mimi, x[shift:]) for x in tqdm(corpus, desc=desc, mininterval=5.0)]
+    pairs = [encode_utterance(mimi, x[shift:]) for x in tqdm(audio, desc=desc, mininterval=5.0)]
     streams, zs = [p[0] for p in pairs], [p[1] for p in pairs]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
