@@ -170,3 +170,26 @@ def test_full_size_mimi_matches_moshi():
         rows = [np.where(np.arange(8) < k, codes[:, t], -1) for t in range(codes.shape[1])]
         np.testing.assert_allclose(_codec_decode(codec, rows), _moshi_decode(reference, codes[:k]),
                                    atol=1e-5, rtol=1e-4)
+
+
+def test_latent_error_is_one_for_frames_left_out_and_zero_for_exact_concealment(small):
+    from simlab.train.simulate import latent_error
+
+    codec = MimiCodec(small)
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(0, small.cardinality, size=(5, 8))
+    lost = np.zeros((5, 8), bool)
+    lost[1], lost[3, 4:] = True, True  # frame 1 lost whole, frame 3 its last 4 tokens
+    left_out = np.where(lost, -1, tokens)
+    err, ref = latent_error(codec, tokens, left_out, lost)
+    with torch.inference_mode():
+        z = [codec.latent(tokens[n]).float() for n in (1, 3)]
+        z3_part = codec.latent(left_out[3]).float()
+    assert ref == pytest.approx(float((z[0] ** 2).sum() + (z[1] ** 2).sum()), rel=1e-5)
+    assert err == pytest.approx(float((z[0] ** 2).sum() + ((z[1] - z3_part) ** 2).sum()), rel=1e-5)
+    only_whole = np.zeros_like(lost)
+    only_whole[1] = True
+    assert np.divide(*latent_error(codec, tokens, np.where(only_whole, -1, tokens), only_whole)) == pytest.approx(1.0)
+    assert latent_error(codec, tokens, tokens, lost)[0] == 0.0  # concealed exactly
+    wrong = np.where(lost, (tokens + 1) % small.cardinality, tokens)
+    assert latent_error(codec, tokens, wrong, lost)[0] > 0.0

@@ -355,6 +355,38 @@ def test_shipped_small_profile_gives_the_recorded_outputs():
         _check_reference(reference_outputs(models), json.loads((SMALL / "reference.json").read_text()))
 
 
+# -- the model card's command (`simlab train evaluate`) ----------------------------------------
+@pytest.mark.slow
+@pytest.mark.skipif(not train_data.speech_available("dev"), reason="real speech ../shared/speech/dev is absent")
+@pytest.mark.skipif(not (SMALL / "profile.yaml").is_file(), reason="no shipped small weights")
+def test_evaluate_runs_end_to_end_and_its_tables_hold_their_invariants(tmp_path):
+    from simlab.train.evaluate import evaluate
+
+    config = load_config("evaluate", overrides={
+        "utterances": 1, "uniform_losses": [0.2], "compare_losses": [0.3], "p_hats": [0.0, 0.3],
+        "quantizers": [2, 8], "out_dir": str(tmp_path)})
+    md = evaluate(config)
+    r = json.loads((tmp_path / "evaluation.json").read_text())
+    assert md.read_text().startswith("Dev utterances: 1 ")
+    assert [x["K"] for x in r["codec"]["rows"]] == list(range(1, 9))
+    assert [x["bitrate_bps"] for x in r["codec"]["rows"]] == [k * 11 * 12.5 for k in range(1, 9)]
+    assert all(1.0 <= x["visqol"] <= 5.0 for x in r["codec"]["rows"])
+    rows = r["concealment"]
+    assert {x["concealer"] for x in rows} == {"lm", "lm p>=0.3", "repeat", "drop"}
+    for channel in {(x["channel"], x["loss"]) for x in rows}:
+        same = [x for x in rows if (x["channel"], x["loss"]) == channel]
+        assert len({x["lost_tokens"] for x in same}) == 1 and same[0]["lost_tokens"] > 0  # one loss draw
+        drop = next(x for x in same if x["concealer"] == "drop")
+        # every token sent once and whole packets lost: leaving out loses the whole latent
+        assert drop["token_accuracy"] == 0.0 and drop["latent_nmse"] == pytest.approx(1.0)
+        assert all(0.0 <= x["token_accuracy"] <= 1.0 and x["latent_nmse"] >= 0.0 for x in same)
+    c = r["controller"]
+    learned, *fixed = c["compare"]
+    assert learned["controller"] == "learned" and fixed
+    for x in fixed:  # "equal copies": the fixed controller sends the learned one's mean, rounded
+        assert abs(x["payload_bps"] - learned["payload_bps"]) <= 0.5 * 11 * 12.5 + 1e-6
+
+
 # -- the controller diagnostic (`simlab.train.evaluate.controller_stats`) --------------------
 def test_frame_classes_split_by_level_below_the_loudest_frame():
     from simlab.models.mimi_config import FRAME_SAMPLES

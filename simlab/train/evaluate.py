@@ -5,7 +5,9 @@ tables of the model card (``<out_dir>/evaluation.md`` and ``evaluation.json``).
    (and the clean original's WER).
 2. Concealment (LM vs repeat vs drop), all 8 tokens sent, packets lost uniformly at each of
    ``uniform_losses`` and by a Gilbert channel (``burst``): token accuracy (share of lost
-   tokens concealed exactly), ViSQOL and PLCMOS.
+   tokens concealed exactly), latent NMSE (`simulate.latent_error`: how far the concealed
+   frames' quantized latent is from the sent one; leaving lost frames out gives 1), ViSQOL
+   and PLCMOS.
 3. The trained controller: tokens and copies per frame in silence vs speech, redundancy as
    p̂ rises, payload bitrate over L and p̂, and ViSQOL against fixed controllers of the same
    average number of copies under uniform loss.
@@ -127,7 +129,7 @@ def evaluate(config: dict) -> Path:
     full = np.ones((1, N_Q), dtype=np.int64)
     for c, (kind, loss, burst) in enumerate(channels):
         for name, kind_c, gate in concealer_variants(config["min_confidence"]):
-            per, hits, lost_n, hits0, lost0 = [], 0, 0, 0, 0
+            per, hits, lost_n, hits0, lost0, err, ref = [], 0, 0, 0, 0, 0.0, 0.0
             for i, u in enumerate(utts):
                 T = len(u["tokens"])
                 masks = np.repeat(full, T, axis=0)
@@ -139,11 +141,13 @@ def evaluate(config: dict) -> Path:
                 lost_n += int(lost.sum())
                 hits0 += int(((filled[:, 0] == u["tokens"][:, 0]) & lost[:, 0]).sum())
                 lost0 += int(lost[:, 0].sum())
-                received = sim.decode(codec, sim.decoder_tokens(u["tokens"], masks, arrived, filled))
-                per.append(metrics(["visqol", "plcmos"], u, received))
+                given = sim.decoder_tokens(u["tokens"], masks, arrived, filled)
+                e, r = sim.latent_error(codec, u["tokens"], given, lost)
+                err, ref = err + e, ref + r
+                per.append(metrics(["visqol", "plcmos"], u, sim.decode(codec, given)))
             rows.append({"channel": kind, "loss": loss, "burst": burst, "concealer": name,
                          "lost_tokens": lost_n, "token_accuracy": hits / max(lost_n, 1),
-                         "token_accuracy_semantic": hits0 / max(lost0, 1),
+                         "token_accuracy_semantic": hits0 / max(lost0, 1), "latent_nmse": err / max(ref, 1e-12),
                          "visqol": _mean(per, "visqol"), "plcmos": _mean(per, "plcmos")})
     results["concealment"] = rows
     results["controller"] = controller_tables(config, models, codec, utts, metrics)
@@ -251,12 +255,12 @@ def markdown(r: dict) -> str:
              "| K | payload bit/s | ViSQOL | WER |", "|---|---|---|---|"]
     lines += [f"| {x['K']} | {x['bitrate_bps']:.0f} | {f(x['visqol'])} | {f(x['wer'], 3)} |" for x in r["codec"]["rows"]]
     lines += ["", "### Concealment (all 8 tokens sent once, 2 frames per packet)", "",
-              "| channel | loss | concealer | lost tokens | token acc. | semantic acc. | ViSQOL | PLCMOS |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| channel | loss | concealer | lost tokens | token acc. | semantic acc. | latent NMSE | ViSQOL | PLCMOS |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for x in r["concealment"]:
         ch = "uniform" if x["channel"] == "uniform" else f"GE burst {x['burst']:g}"
         lines.append(f"| {ch} | {x['loss']:.0%} | {x['concealer']} | {x['lost_tokens']} | {f(x['token_accuracy'], 3)} | "
-                     f"{f(x['token_accuracy_semantic'], 3)} | {f(x['visqol'])} | {f(x['plcmos'])} |")
+                     f"{f(x['token_accuracy_semantic'], 3)} | {f(x.get('latent_nmse', float('nan')))} | {f(x['visqol'])} | {f(x['plcmos'])} |")
     c = r["controller"]
     lines += controller_markdown(c)
     lines += ["", "### Learned vs fixed controller at equal copies, uniform loss, LM concealment", "",

@@ -11,6 +11,7 @@ that did not arrive and the decoder uses its predictions only for tokens that we
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from simlab.actors.concealer import DropConcealer, LMConcealer, RepeatConcealer
 from simlab.actors.mimi import MimiCodec
@@ -77,6 +78,20 @@ def decoder_tokens(tokens: np.ndarray, masks: np.ndarray, arrived: np.ndarray, f
     """What the decoder gets: arrived tokens, concealed ones where sent but lost, -1 where never sent."""
     lost = (masks >= 1) & ~arrived
     return np.where(arrived, tokens, np.where(lost, filled, MISSING))
+
+
+def latent_error(codec: MimiCodec, tokens: np.ndarray, received: np.ndarray, lost: np.ndarray) -> tuple[float, float]:
+    """(Σ‖ẑ − z‖², Σ‖z‖²) over the frames with a lost token: z the quantized latent of the
+    frame's sent tokens, ẑ that of what the decoder gets (``received``, -1 = left out).
+    Their ratio is the concealment's latent NMSE: 1 when lost frames are left out entirely,
+    below 1 only where concealment brings the latent closer than leaving the tokens out."""
+    err = ref = 0.0
+    with torch.inference_mode():
+        for n in np.nonzero(lost.any(axis=1))[0]:
+            z = codec.latent(tokens[n]).float()
+            err += float(((codec.latent(received[n]).float() - z) ** 2).sum())
+            ref += float((z ** 2).sum())
+    return err, ref
 
 
 def controller_masks(controller, latents: np.ndarray, p_hat: float, quantizers: int) -> np.ndarray:
