@@ -380,11 +380,23 @@ def test_evaluate_runs_end_to_end_and_its_tables_hold_their_invariants(tmp_path)
         # every token sent once and whole packets lost: leaving out loses the whole latent
         assert drop["token_accuracy"] == 0.0 and drop["latent_nmse"] == pytest.approx(1.0)
         assert all(0.0 <= x["token_accuracy"] <= 1.0 and x["latent_nmse"] >= 0.0 for x in same)
+    assert all(len(x["visqol_per_utterance"]) == 1 for x in rows + r["controller"]["compare"])
+    assert "| Δ ViSQOL | Δ PLCMOS |" in md.read_text()
     c = r["controller"]
     learned, *fixed = c["compare"]
     assert learned["controller"] == "learned" and fixed
     for x in fixed:  # "equal copies": the fixed controller sends the learned one's mean, rounded
         assert abs(x["payload_bps"] - learned["payload_bps"]) <= 0.5 * 11 * 12.5 + 1e-6
+
+
+def test_paired_difference_is_the_mean_difference_and_its_standard_error_over_finite_pairs():
+    from simlab.train.evaluate import paired_difference
+
+    mean, se = paired_difference([2.0, 2.5, 3.0, float("nan")], [1.0, 2.0, 2.0, 1.0])
+    assert mean == pytest.approx(5 / 6)
+    assert se == pytest.approx(np.std([1.0, 0.5, 1.0], ddof=1) / math.sqrt(3))
+    assert paired_difference([1.0, 2.0], [1.0, 2.0]) == (0.0, 0.0)
+    assert math.isnan(paired_difference([1.0], [0.0])[1])
 
 
 # -- the controller diagnostic (`simlab.train.evaluate.controller_stats`) --------------------

@@ -83,6 +83,20 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean of a − b over the utterances where both are finite, and its standard error (the
+    same utterances and loss draws under both: the pairing removes the utterances' spread)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else float("nan")), float("nan")
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def _per_utterance(rows: list[dict], key: str) -> list[float]:
+    return [float(r.get(key, float("nan"))) for r in rows]
+
+
 def _lost_packets(kind: str, loss: float, burst: float, packets: int, seed: int, *key: int) -> np.ndarray:
     rng = np.random.default_rng([seed, *key])
     channel = Uniform(loss, rng) if kind == "uniform" else GilbertElliott.from_average(loss, burst, rng)
@@ -148,7 +162,9 @@ def evaluate(config: dict) -> Path:
             rows.append({"channel": kind, "loss": loss, "burst": burst, "concealer": name,
                          "lost_tokens": lost_n, "token_accuracy": hits / max(lost_n, 1),
                          "token_accuracy_semantic": hits0 / max(lost0, 1), "latent_nmse": err / max(ref, 1e-12),
-                         "visqol": _mean(per, "visqol"), "plcmos": _mean(per, "plcmos")})
+                         "visqol": _mean(per, "visqol"), "plcmos": _mean(per, "plcmos"),
+                         "visqol_per_utterance": _per_utterance(per, "visqol"),
+                         "plcmos_per_utterance": _per_utterance(per, "plcmos")})
     results["concealment"] = rows
     results["controller"] = controller_tables(config, models, codec, utts, metrics)
     results["elapsed_s"] = round(time.perf_counter() - t_start, 1)
@@ -241,7 +257,9 @@ def controller_tables(config: dict, models, codec: MimiCodec, utts: list[dict], 
                                    sim.decode(codec, sim.decoder_tokens(u["tokens"], masks[i], arrived, filled))))
             rows.append({"loss": loss, "controller": name,
                          "payload_bps": float(np.concatenate(masks).sum(1).mean() * TOKEN_BITS * FRAME_RATE),
-                         "visqol": _mean(per, "visqol"), "plcmos": _mean(per, "plcmos")})
+                         "visqol": _mean(per, "visqol"), "plcmos": _mean(per, "plcmos"),
+                         "visqol_per_utterance": _per_utterance(per, "visqol"),
+                         "plcmos_per_utterance": _per_utterance(per, "plcmos")})
     out["compare"] = rows
     return out
 
@@ -255,20 +273,37 @@ def markdown(r: dict) -> str:
              "| K | payload bit/s | ViSQOL | WER |", "|---|---|---|---|"]
     lines += [f"| {x['K']} | {x['bitrate_bps']:.0f} | {f(x['visqol'])} | {f(x['wer'], 3)} |" for x in r["codec"]["rows"]]
     lines += ["", "### Concealment (all 8 tokens sent once, 2 frames per packet)", "",
-              "| channel | loss | concealer | lost tokens | token acc. | semantic acc. | latent NMSE | ViSQOL | PLCMOS |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "Δ: this concealer minus drop on the same utterances and loss draws, ± its standard error.", "",
+              "| channel | loss | concealer | lost tokens | token acc. | semantic acc. | latent NMSE | ViSQOL | PLCMOS "
+              "| Δ ViSQOL | Δ PLCMOS |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in r["concealment"]:
         ch = "uniform" if x["channel"] == "uniform" else f"GE burst {x['burst']:g}"
+        drop = next(y for y in r["concealment"] if y["concealer"] == "drop"
+                    and (y["channel"], y["loss"], y["burst"]) == (x["channel"], x["loss"], x["burst"]))
         lines.append(f"| {ch} | {x['loss']:.0%} | {x['concealer']} | {x['lost_tokens']} | {f(x['token_accuracy'], 3)} | "
-                     f"{f(x['token_accuracy_semantic'], 3)} | {f(x.get('latent_nmse', float('nan')))} | {f(x['visqol'])} | {f(x['plcmos'])} |")
+                     f"{f(x['token_accuracy_semantic'], 3)} | {f(x.get('latent_nmse', float('nan')))} | {f(x['visqol'])} | "
+                     f"{f(x['plcmos'])} | {_delta(x, drop, 'visqol')} | {_delta(x, drop, 'plcmos')} |")
     c = r["controller"]
     lines += controller_markdown(c)
     lines += ["", "### Learned vs fixed controller at equal copies, uniform loss, LM concealment", "",
-              "| loss | controller | payload bit/s | ViSQOL | PLCMOS |", "|---|---|---|---|---|"]
-    lines += [f"| {x['loss']:.0%} | {x['controller']} | {x['payload_bps']:.0f} | {f(x['visqol'])} | {f(x['plcmos'])} |"
-              for x in c["compare"]]
+              "Δ: this controller minus the learned one on the same utterances and loss draws, ± its standard error.", "",
+              "| loss | controller | payload bit/s | ViSQOL | PLCMOS | Δ ViSQOL | Δ PLCMOS |", "|---|---|---|---|---|---|---|"]
+    for x in c["compare"]:
+        learned = next(y for y in c["compare"] if y["controller"] == "learned" and y["loss"] == x["loss"])
+        lines.append(f"| {x['loss']:.0%} | {x['controller']} | {x['payload_bps']:.0f} | {f(x['visqol'])} | {f(x['plcmos'])} "
+                     f"| {_delta(x, learned, 'visqol')} | {_delta(x, learned, 'plcmos')} |")
     lines += ["", f"Evaluation time: {r['elapsed_s']:.0f} s", ""]
     return "\n".join(lines)
+
+
+def _delta(row: dict, reference: dict, metric: str) -> str:
+    """``row``'s paired difference from ``reference`` in ``metric`` as "+0.03 ± 0.01" ("" for
+    the reference itself or without per-utterance values)."""
+    key = f"{metric}_per_utterance"
+    if row is reference or key not in row or key not in reference:
+        return ""
+    mean, se = paired_difference(row[key], reference[key])
+    return "nan" if mean != mean else f"{mean:+.2f} ± {se:.2f}"
 
 
 def controller_markdown(c: dict) -> list[str]:
