@@ -364,7 +364,7 @@ def test_evaluate_runs_end_to_end_and_its_tables_hold_their_invariants(tmp_path)
 
     config = load_config("evaluate", overrides={
         "utterances": 1, "uniform_losses": [0.2], "compare_losses": [0.3], "p_hats": [0.0, 0.3],
-        "quantizers": [2, 8], "out_dir": str(tmp_path)})
+        "quantizers": [2, 8], "compare_draws": 2, "out_dir": str(tmp_path)})
     md = evaluate(config)
     r = json.loads((tmp_path / "evaluation.json").read_text())
     assert md.read_text().startswith("Dev utterances: 1 ")
@@ -387,6 +387,15 @@ def test_evaluate_runs_end_to_end_and_its_tables_hold_their_invariants(tmp_path)
     assert learned["controller"] == "learned" and fixed
     for x in fixed:  # "equal copies": the fixed controller sends the learned one's mean, rounded
         assert abs(x["payload_bps"] - learned["payload_bps"]) <= 0.5 * 11 * 12.5 + 1e-6
+
+
+def test_evaluate_refuses_bad_counts_before_loading_anything(tmp_path):
+    from simlab.train.evaluate import evaluate
+
+    for key, value in (("compare_draws", 0), ("utterances", 2.5), ("min_confidence", 1.5)):
+        with pytest.raises(UserError, match=f"config {key}={value!r}: must be"):
+            evaluate(load_config("evaluate", overrides={key: value, "out_dir": str(tmp_path / "out")}))
+    assert not (tmp_path / "out").exists()
 
 
 def test_paired_difference_is_the_mean_difference_and_its_standard_error_over_finite_pairs():

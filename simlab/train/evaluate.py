@@ -10,7 +10,8 @@ tables of the model card (``<out_dir>/evaluation.md`` and ``evaluation.json``).
    and PLCMOS.
 3. The trained controller: tokens and copies per frame in silence vs speech, redundancy as
    p̂ rises, payload bitrate over L and p̂, and ViSQOL against fixed controllers of the same
-   average number of copies under uniform loss.
+   average number of copies under uniform loss (``compare_draws`` loss draws per utterance,
+   averaged per utterance before the paired difference).
 Metrics come from `simlab.metrics.compute_metrics` against the original dev speech (24 kHz);
 every loss draw from a numpy Generator seeded per (condition, utterance).
 
@@ -106,6 +107,11 @@ def _lost_packets(kind: str, loss: float, burst: float, packets: int, seed: int,
 def evaluate(config: dict) -> Path:
     """Run every table; returns ``<out_dir>/evaluation.md``."""
     from simlab.models.profiles import load_profile
+    from simlab.train.config import check_range
+
+    check_range(config, "utterances", 1, 10_000, integer=True)
+    check_range(config, "compare_draws", 1, 1000, integer=True)
+    check_range(config, "min_confidence", 0.0, 1.0)
 
     set_threads(int(config["threads"]))
     t_start = time.perf_counter()
@@ -247,14 +253,17 @@ def controller_tables(config: dict, models, codec: MimiCodec, utts: list[dict], 
                 candidates.append((f"fixed L={quant} R={redundant}",
                                    [sim.controller_masks(fixed, u["latents"], loss, quant) for u in utts]))
         for name, masks in candidates:
-            per = []
+            per = []  # per utterance: the mean over its loss draws
             for i, u in enumerate(utts):
                 T = len(u["tokens"])
-                lost_p = _lost_packets("uniform", loss, 1.0, T // fpp + 2, config["seed"], 3, c, i)
-                arrived = sim.arrivals(masks[i], lost_p, fpp)
-                filled = sim.conceal("lm", u["tokens"], arrived, models.lm)
-                per.append(metrics(["visqol", "plcmos"], u,
-                                   sim.decode(codec, sim.decoder_tokens(u["tokens"], masks[i], arrived, filled))))
+                draws = []
+                for d in range(config["compare_draws"]):
+                    lost_p = _lost_packets("uniform", loss, 1.0, T // fpp + 2, config["seed"], 3, c, i, d)
+                    arrived = sim.arrivals(masks[i], lost_p, fpp)
+                    filled = sim.conceal("lm", u["tokens"], arrived, models.lm)
+                    draws.append(metrics(["visqol", "plcmos"], u,
+                                         sim.decode(codec, sim.decoder_tokens(u["tokens"], masks[i], arrived, filled))))
+                per.append({k: _mean(draws, k) for k in ("visqol", "plcmos")})
             rows.append({"loss": loss, "controller": name,
                          "payload_bps": float(np.concatenate(masks).sum(1).mean() * TOKEN_BITS * FRAME_RATE),
                          "visqol": _mean(per, "visqol"), "plcmos": _mean(per, "plcmos"),
