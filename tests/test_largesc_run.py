@@ -57,3 +57,25 @@ def test_payload_bitrate_span_from_packets(tmp_path):
         rates[(L, R)] = media.payload_bytes.sum() * 8 / s["duration_s"]
         assert rates[(L, R)] == pytest.approx(s["payload_bps"])
     assert rates[(1, 0)] <= 550 and rates[(8, 8)] >= 2060
+
+
+@pytest.mark.slow
+def test_readme_default_scenario_runs_from_the_command_line(tmp_path):
+    """The README's first command (`simlab run scenarios/default.yaml`), cut to 4 s."""
+    import json
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    out = tmp_path / "default"
+    r = subprocess.run([sys.executable, "-m", "simlab.cli", "run", str(ROOT / "scenarios" / "default.yaml"),
+                        "--out", str(out), "--set", "duration_s=4"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pk, fr, s = tables(out)
+    assert len(fr) == 50  # 4 s of 80 ms frames
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["system"]["profile"] == "small" and manifest["warnings"] == []
+    assert s.total_bps == s.eq24_total_bps and s.payload_bps > 0
+    assert 1.0 <= s.visqol <= 5.0 and 1.0 <= s.plcmos <= 5.0
