@@ -81,8 +81,8 @@ def decoder_tokens(tokens: np.ndarray, masks: np.ndarray, arrived: np.ndarray, f
 
 
 def latent_error(codec: MimiCodec, tokens: np.ndarray, received: np.ndarray, lost: np.ndarray) -> tuple[float, float]:
-    """(Σ‖ẑ − z‖², Σ‖z‖²) over the frames with a lost token: z the quantized latent of the
-    frame's sent tokens, ẑ that of what the decoder gets (``received``, -1 = left out).
+    """(Σ‖ẑ − z‖², Σ‖z‖²) over the frames with a ``lost`` token: z the quantized latent of the
+    frame's ``tokens`` (what was sent), ẑ that of what the decoder gets (``received``, -1 = left out).
     Their ratio is the concealment's latent NMSE: 1 when lost frames are left out entirely,
     below 1 only where concealment brings the latent closer than leaving the tokens out."""
     err = ref = 0.0
