@@ -29,6 +29,7 @@ def test_evaluate_runs_end_to_end_and_its_tables_hold_their_invariants(tmp_path)
         "utterances": 1, "uniform_losses": [0.2], "compare_losses": [0.3], "p_hats": [0.0, 0.3],
         "quantizers": [2, 8], "compare_draws": 2, "out_dir": str(tmp_path)})
     md = evaluate(config)
+    assert torch.is_grad_enabled()  # the caller's autograd mode is left as it was
     r = json.loads((tmp_path / "evaluation.json").read_text())
     assert md.read_text().startswith("Dev utterances: 1 ")
     assert [x["K"] for x in r["codec"]["rows"]] == list(range(1, 9))

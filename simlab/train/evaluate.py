@@ -104,6 +104,7 @@ def _lost_packets(kind: str, loss: float, burst: float, packets: int, seed: int,
     return channel.draw(packets)
 
 
+@torch.no_grad()  # (a decorator, not set_grad_enabled: the caller's grad mode comes back)
 def evaluate(config: dict) -> Path:
     """Run every table; returns ``<out_dir>/evaluation.md``."""
     from simlab.models.profiles import load_profile
@@ -117,7 +118,6 @@ def evaluate(config: dict) -> Path:
     t_start = time.perf_counter()
     out_dir = Path(config["out_dir"]).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_grad_enabled(False)
     models = load_profile(config["profile"], device=config["device"], seed=config["seed"])
     codec = MimiCodec(models.mimi)
     texts = transcripts(config["data"])
@@ -340,6 +340,7 @@ def controller_markdown(c: dict) -> list[str]:
     return lines
 
 
+@torch.no_grad()
 def diagnose_controller(config: dict, weights: str | Path) -> dict:
     """`controller_stats` of the controller in ``weights`` (a ``controller.safetensors`` or the
     `train controller` out_dir holding one), on ``config``'s dev utterances encoded by the Mimi of
@@ -356,7 +357,6 @@ def diagnose_controller(config: dict, weights: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: controller weights not found (give controller.safetensors or its folder)")
     set_threads(int(config["threads"]))
-    torch.set_grad_enabled(False)
     models = load_profile(config["profile"], device=config["device"], seed=config["seed"])
     ctrl = AdaptiveController(**models.profile.controller_kwargs, seed=config["seed"])
     ctrl.load_state_dict(load_state_dict(path))

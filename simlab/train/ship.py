@@ -104,12 +104,9 @@ def write_reference(folder: Path) -> Path:
     """Load the profile in ``folder`` on the CPU and record `reference_outputs`."""
     from simlab.models.profiles import load_profile
 
-    torch.set_grad_enabled(False)
-    try:
+    with torch.no_grad():
         models = load_profile(str(folder), device="cpu")
         out = reference_outputs(models)
-    finally:
-        torch.set_grad_enabled(True)
     path = folder / REFERENCE_FILE
     lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in out.items()]
     path.write_text("{\n" + ",\n".join(lines) + "\n}\n")
