@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from channels.gilbert_elliott import GilbertElliott
 from channels.uniform import Uniform
 from simlab.actors.controller import FixedController, hard_mask
 from simlab.actors.mimi import MimiCodec
 from simlab.audio import SAMPLE_RATE, read_audio
+from simlab.batch.table import write_atomic
 from simlab.metrics.compute import compute_metrics
 from simlab.models.mimi_config import FRAME_RATE, FRAME_SAMPLES, N_Q
 from simlab.train import simulate as sim
@@ -123,8 +125,15 @@ def evaluate(config: dict) -> Path:
     texts = transcripts(config["data"])
     utts = dev_utterances(codec, config["data"], config["utterances"])
     fpp = config["frames_per_packet"]
+    channels = [("uniform", p, 1.0) for p in config["uniform_losses"]]
+    channels.append(("burst", config["burst"]["loss"], config["burst"]["length"]))
+    # one unit per metric call (nearly all the time); the comparison counts at most 3 controllers
+    bar = tqdm(total=len(utts) * (1 + N_Q + len(channels) * len(concealer_variants(config["min_confidence"]))
+                                  + 3 * len(config["compare_losses"]) * config["compare_draws"]),
+               desc="train evaluate", unit="metric", mininterval=5.0, dynamic_ncols=True)
 
     def metrics(names: list[str], u: dict, received: np.ndarray) -> dict:
+        bar.update()
         return compute_metrics(names, u["audio"], received, SAMPLE_RATE, transcript=texts.get(u["id"]),
                                seed=config["seed"], recognizer=config["recognizer"], workers=1)
 
@@ -143,8 +152,6 @@ def evaluate(config: dict) -> Path:
                      "wer": _mean(per, "wer")})
     results["codec"] = {"rows": rows, "clean_wer": _mean(clean, "wer")}
     # 2. concealment, all tokens sent once
-    channels = [("uniform", p, 1.0) for p in config["uniform_losses"]]
-    channels.append(("burst", config["burst"]["loss"], config["burst"]["length"]))
     rows = []
     full = np.ones((1, N_Q), dtype=np.int64)
     for c, (kind, loss, burst) in enumerate(channels):
@@ -173,10 +180,12 @@ def evaluate(config: dict) -> Path:
                          "plcmos_per_utterance": _per_utterance(per, "plcmos")})
     results["concealment"] = rows
     results["controller"] = controller_tables(config, models, codec, utts, metrics)
+    bar.total = bar.n  # fewer fixed controllers than the bound
+    bar.close()
     results["elapsed_s"] = round(time.perf_counter() - t_start, 1)
-    (out_dir / "evaluation.json").write_text(json.dumps(results, indent=1, default=str))
+    write_atomic(out_dir / "evaluation.json", json.dumps(results, indent=1, default=str).encode())
     path = out_dir / "evaluation.md"
-    path.write_text(markdown(results))
+    write_atomic(path, markdown(results).encode())
     return path
 
 
