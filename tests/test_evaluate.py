@@ -63,7 +63,7 @@ def test_evaluate_refuses_bad_counts_before_loading_anything(tmp_path):
 
 
 def test_paired_difference_is_the_mean_difference_and_its_standard_error_over_finite_pairs():
-    from simlab.train.evaluate import paired_difference
+    from simlab.train.evaluate_markdown import paired_difference
 
     mean, se = paired_difference([2.0, 2.5, 3.0, float("nan")], [1.0, 2.0, 2.0, 1.0])
     assert mean == pytest.approx(5 / 6)
