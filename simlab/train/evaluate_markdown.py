@@ -6,6 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def _cell(v: float, d: int = 2) -> str:
+    """A table cell: ``v`` with ``d`` decimals, "nan" for NaN."""
+    return "nan" if v != v else f"{v:.{d}f}"
+
+
 def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
     """Mean of a − b over the utterances where both are finite, and its standard error (the
     same utterances and loss draws under both: the pairing removes the utterances' spread)."""
@@ -18,12 +23,11 @@ def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
 
 def markdown(r: dict) -> str:
     """The evaluation as markdown tables (pasted into the model card)."""
-    f = lambda v, d=2: "nan" if v != v else f"{v:.{d}f}"  # noqa: E731
     lines = [f"Dev utterances: {len(r['utterances'])} ({r['seconds_of_speech']:.0f} s): {', '.join(r['utterances'])}",
              "", "### Codec, no loss, first K codebooks", "",
-             f"Clean original WER: {f(r['codec']['clean_wer'], 3)}", "",
+             f"Clean original WER: {_cell(r['codec']['clean_wer'], 3)}", "",
              "| K | payload bit/s | ViSQOL | WER |", "|---|---|---|---|"]
-    lines += [f"| {x['K']} | {x['bitrate_bps']:.0f} | {f(x['visqol'])} | {f(x['wer'], 3)} |" for x in r["codec"]["rows"]]
+    lines += [f"| {x['K']} | {x['bitrate_bps']:.0f} | {_cell(x['visqol'])} | {_cell(x['wer'], 3)} |" for x in r["codec"]["rows"]]
     lines += ["", "### Concealment (all 8 tokens sent once, 2 frames per packet)", "",
               "Δ: this concealer minus drop on the same utterances and loss draws, ± its standard error.", "",
               "| channel | loss | concealer | lost tokens | token acc. | semantic acc. | latent NMSE | ViSQOL | PLCMOS "
@@ -32,9 +36,9 @@ def markdown(r: dict) -> str:
         ch = "uniform" if x["channel"] == "uniform" else f"GE burst {x['burst']:g}"
         drop = next(y for y in r["concealment"] if y["concealer"] == "drop"
                     and (y["channel"], y["loss"], y["burst"]) == (x["channel"], x["loss"], x["burst"]))
-        lines.append(f"| {ch} | {x['loss']:.0%} | {x['concealer']} | {x['lost_tokens']} | {f(x['token_accuracy'], 3)} | "
-                     f"{f(x['token_accuracy_semantic'], 3)} | {f(x.get('latent_nmse', float('nan')))} | {f(x['visqol'])} | "
-                     f"{f(x['plcmos'])} | {_delta(x, drop, 'visqol')} | {_delta(x, drop, 'plcmos')} |")
+        lines.append(f"| {ch} | {x['loss']:.0%} | {x['concealer']} | {x['lost_tokens']} | {_cell(x['token_accuracy'], 3)} | "
+                     f"{_cell(x['token_accuracy_semantic'], 3)} | {_cell(x.get('latent_nmse', float('nan')))} | {_cell(x['visqol'])} | "
+                     f"{_cell(x['plcmos'])} | {_delta(x, drop, 'visqol')} | {_delta(x, drop, 'plcmos')} |")
     c = r["controller"]
     lines += controller_markdown(c)
     lines += ["", "### Learned vs fixed controller at equal copies, uniform loss, LM concealment", "",
@@ -42,7 +46,7 @@ def markdown(r: dict) -> str:
               "| loss | controller | payload bit/s | ViSQOL | PLCMOS | Δ ViSQOL | Δ PLCMOS |", "|---|---|---|---|---|---|---|"]
     for x in c["compare"]:
         learned = next(y for y in c["compare"] if y["controller"] == "learned" and y["loss"] == x["loss"])
-        lines.append(f"| {x['loss']:.0%} | {x['controller']} | {x['payload_bps']:.0f} | {f(x['visqol'])} | {f(x['plcmos'])} "
+        lines.append(f"| {x['loss']:.0%} | {x['controller']} | {x['payload_bps']:.0f} | {_cell(x['visqol'])} | {_cell(x['plcmos'])} "
                      f"| {_delta(x, learned, 'visqol')} | {_delta(x, learned, 'plcmos')} |")
     lines += ["", f"Evaluation time: {r['elapsed_s']:.0f} s", ""]
     return "\n".join(lines)
@@ -60,22 +64,21 @@ def _delta(row: dict, reference: dict, metric: str) -> str:
 
 def controller_markdown(c: dict) -> list[str]:
     """The `controller_stats` part of the evaluation as markdown lines."""
-    f = lambda v, d=2: "nan" if v != v else f"{v:.{d}f}"  # noqa: E731
     lines = ["", "### Controller: silence vs speech (L = 8)", "",
              "| p̂ | frames silence/speech | tokens sent silence | tokens sent speech | copies silence | copies speech |",
              "|---|---|---|---|---|---|"]
     for key, x in c.items():
         if key.startswith("silence_speech_p"):
-            lines.append(f"| {key[16:]} | {x['silence_frames']}/{x['speech_frames']} | {f(x['silence_tokens_sent'])} | "
-                         f"{f(x['speech_tokens_sent'])} | {f(x['silence_copies'])} | {f(x['speech_copies'])} |")
+            lines.append(f"| {key[16:]} | {x['silence_frames']}/{x['speech_frames']} | {_cell(x['silence_tokens_sent'])} | "
+                         f"{_cell(x['speech_tokens_sent'])} | {_cell(x['silence_copies'])} | {_cell(x['speech_copies'])} |")
     if "importances" in c:
         lines += ["", "### Controller: mean importances over p̂ (silence / speech frames)", "",
                   "| p̂ | I_s silence | I_s speech | I_c silence | I_c speech |", "|---|---|---|---|---|"]
-        lines += [f"| {x['p_hat']} | {f(x['I_s_silence'], 3)} | {f(x['I_s_speech'], 3)} | {f(x['I_c_silence'], 3)} | "
-                  f"{f(x['I_c_speech'], 3)} |" for x in c["importances"]]
+        lines += [f"| {x['p_hat']} | {_cell(x['I_s_silence'], 3)} | {_cell(x['I_s_speech'], 3)} | {_cell(x['I_c_silence'], 3)} | "
+                  f"{_cell(x['I_c_speech'], 3)} |" for x in c["importances"]]
     lines += ["", "### Controller: tokens, redundancy and payload bitrate over L and p̂", "",
               "| L | p̂ | tokens sent | doubled | copies | payload bit/s |", "|---|---|---|---|---|---|"]
-    lines += [f"| {x['L']} | {x['p_hat']} | {f(x['tokens_sent'])} | {f(x['doubled'])} | {f(x['copies'])} | "
+    lines += [f"| {x['L']} | {x['p_hat']} | {_cell(x['tokens_sent'])} | {_cell(x['doubled'])} | {_cell(x['copies'])} | "
               f"{x['payload_bps']:.0f} |" for x in c["rates"]]
     if "payload_range_bps" in c:
         lo, hi = c["payload_range_bps"]
