@@ -53,3 +53,20 @@ def test_redundancy_costs(tmp_path):
     assert own["latency_mean_s"] == pytest.approx(same["latency_mean_s"], abs=1e-9)
     # Per packet: 2 frames x (8 + 2 doubled) tokens x 11 bits + 2 masks x 8 bits, in whole bytes.
     assert same["payload_bps"] == pytest.approx(math.ceil((2 * 10 * 11 + 16) / 8) * 8 * 6.25)
+
+
+def test_no_wait_for_copies_that_are_never_sent(tmp_path):
+    """`redundancy: next` makes the receiver wait a packet group for second copies, but only when
+    the system sends any: without them the wait would be pure delay."""
+    base = ["system.redundant=0", "duration_s=10", "network.forward.loss.p=0"]
+    _, same = run(tmp_path, overrides=base + ["packetization.redundancy=same"], name="same0")
+    _, nxt = run(tmp_path, overrides=base + ["packetization.redundancy=next"], name="next0")
+    assert nxt["latency_mean_s"] == pytest.approx(same["latency_mean_s"], abs=1e-9)
+
+
+def test_own_packets_are_outside_eq24(tmp_path):
+    """eq. (24) counts one packet per frames_per_packet frames; `own` sends one more per packet
+    with second copies, whose headers the carried total has and the prediction does not."""
+    _, own = run(tmp_path, overrides=["system.redundant=2", "duration_s=20", "network.forward.loss.p=0",
+                                      "packetization.redundancy=own"], name="own2")
+    assert own["total_bps"] - own["eq24_total_bps"] == pytest.approx(own["header_bps"] / 2, rel=0.01)

@@ -25,6 +25,7 @@ def test_same_seed_same_bytes(tmp_path):
     ["system.quantizers=5", "system.redundant=2", "packetization.redundancy=same", "packetization.interleave=true"],
     ["network.forward.jitter_s=0.05", "receiver.playout_delay_s=0.2"],
     ["network.forward.bandwidth_bps=2500", "network.forward.queue_packets=2"],
+    ["system.quantizers=0"],  # nothing to send: no packets, and the decomposition still adds up
 ])
 def test_tokens_balance(tmp_path, extra):
     out, s = run(tmp_path, overrides=GE + extra)
@@ -36,6 +37,7 @@ def test_tokens_balance(tmp_path, extra):
     media = pk[pk.kind != "feedback"]
     assert s["packets_sent"] == len(media)
     assert s["packets_late"] == media.late.sum()
+    assert (media.payload_bytes > 0).all()  # no header-only packets
     # Latency decomposition adds up: the components are the whole mouth-to-ear time.
     parts = fr[["t_context_s", "t_encoder_s", "t_ra_s", "t_wait_s", "t_lm_s", "t_decoder_s"]].sum(axis=1)
     parts += fr.t_transmit_s.fillna(0)

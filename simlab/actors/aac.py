@@ -103,6 +103,7 @@ class AacSystem:
     stages = ("encoder", "decoder")
     frame_samples = AAC_FRAME_SAMPLES
     lookahead_frames = 0
+    sends_second_copies = False  # one copy of each frame (copies=[1])
 
     def __init__(self, bitrate_bps: int, sample_rate: int = 24000):
         if sample_rate not in AAC_RATES:

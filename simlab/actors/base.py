@@ -86,6 +86,9 @@ class System(Protocol):
     sample_rate: int
     frame_samples: int
     lookahead_frames: int  # later frames the receiver waits for before it decodes frame n
+    # Optional: False when no unit is ever sent twice (no m = 2), so the receiver need not wait
+    # for copies in the next packet (`redundancy: next`); True when absent.
+    # sends_second_copies: bool
     stages: tuple[str, ...]
     # Optional: samples the decoded stream lags the input (codec look-ahead); 0 when absent. The
     # simulation adds it to the latency and advances received.wav by it.

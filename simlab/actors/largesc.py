@@ -68,6 +68,8 @@ class LargeSCSystem:
         else:
             self.concealer = RepeatConcealer(N_Q) if concealer == "repeat" else DropConcealer(N_Q)
         self.lookahead_frames = self.concealer.lookahead_frames
+        # the learned controller may double any token at any time; a fixed one only its first R
+        self.sends_second_copies = controller == "learned" or min(self.redundant, self.quantizers) > 0
         self.reset()
 
     def reset(self) -> None:

@@ -50,6 +50,7 @@ class OpusSystem:
         self.sample_rate = int(sample_rate)
         self.frame_samples = self.sample_rate * self.frame_ms // 1000
         self.lookahead_frames = 1 if self.fec else 0
+        self.sends_second_copies = False  # FEC rides inside the next Opus packet, not as a copy
 
         self._enc = self._op.encoder.create_state(self.sample_rate, 1, c.APPLICATION_TYPES_MAP[application])
         self._dec = self._op.decoder.create_state(self.sample_rate, 1)

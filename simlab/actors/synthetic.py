@@ -34,6 +34,7 @@ class SyntheticSystem:
 
     def __init__(self, quantizers: int, redundant: int, rng: np.random.Generator):
         self.mask = fixed_mask(quantizers, redundant)
+        self.sends_second_copies = bool((self.mask == 2).any())
         self.unit_bits = np.full(N_Q, TOKEN_BITS, dtype=np.int64)
         self.rng = rng
         self._tokens = np.zeros((0, N_Q), dtype=np.int64)

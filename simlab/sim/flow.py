@@ -55,7 +55,8 @@ class Flow:
                                  loss_schedule(rev, rngs["reverse_loss"], resolve, "network.reverse"), rngs["reverse_jitter"], flow,
                                  fb.initial_p, write_packet_row)
         pz = sc.packetization
-        self.packetizer = Packetizer(flow, pz.frames_per_packet, pz.interleave, pz.redundancy, headers)
+        self.packetizer = Packetizer(flow, pz.frames_per_packet, pz.interleave, pz.redundancy, headers,
+                                     second_copies=getattr(system, "sends_second_copies", True))
         self.sender = Sender(env, system, tx_timer, self.packetizer, self.monitor, self.feedback, audio,
                              n_frames, frame_s)
         lookahead = system.lookahead_frames + self.packetizer.lookahead_frames

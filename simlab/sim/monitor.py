@@ -165,9 +165,10 @@ class Monitor:
             t_transmit = prim.arrival_s - send_s if in_time else NAN
             t_context = send_s - st.capture_s - t_enc - t_ra + d
             t_wait = st.rx_start - (prim.arrival_s if in_time else send_s)
-        else:
-            send_s = t_transmit = t_context = NAN
-            t_wait = 0.0
+        else:  # nothing sent: no packet to fill or carry; the frame waits for its release
+            send_s = t_transmit = NAN
+            t_context = d
+            t_wait = st.rx_start - st.capture_s - t_enc - t_ra
         latency = st.rx_end - st.capture_s + d
         eq22 = t_context + t_coder + t_ra + t_lm + t_transmit  # NaN when not delivered in time
         sent_mask = st.layout.sent

@@ -14,8 +14,9 @@ class Packetizer:
     """
 
     def __init__(self, flow: int, frames_per_packet: int, interleave: bool, redundancy: str,
-                 headers: HeaderProfile):
+                 headers: HeaderProfile, second_copies: bool = True):
         self.flow = flow
+        self.second_copies = second_copies  # False: the system never sends a unit twice
         self.frames_per_packet = frames_per_packet
         self.interleave = interleave
         self.redundancy = redundancy
@@ -26,8 +27,9 @@ class Packetizer:
 
     @property
     def lookahead_frames(self) -> int:
-        """Frames the receiver must wait beyond frame n for all of its copies to have been sent."""
-        return self.group_frames if self.redundancy == "next" else 0
+        """Frames the receiver must wait beyond frame n for all of its copies to have been sent
+        (none when the system never sends second copies: waiting for them would only add delay)."""
+        return self.group_frames if self.redundancy == "next" and self.second_copies else 0
 
     def packets(self, frames: list[int], layouts: dict, side_bits: dict) -> list[Packet]:
         """``layouts[f]``/``side_bits[f]`` for the group's frames and those of the group before
@@ -50,7 +52,7 @@ class Packetizer:
                 out.append(self._make("media", first, side_bits, chunk[0]))
                 if second:
                     out.append(self._make("redundant", second, side_bits, chunk[0]))
-        return out
+        return [p for p in out if p is not None]
 
     def flush(self, side_bits: dict) -> list[Packet]:
         """At the end of the call: second copies still waiting go in a packet of their own."""
@@ -60,7 +62,9 @@ class Packetizer:
         self._carry = []
         return [pkt]
 
-    def _make(self, kind, contents, side_bits, first_frame) -> Packet:
+    def _make(self, kind, contents, side_bits, first_frame) -> Packet | None:
+        if not contents:
+            return None  # nothing to carry (no unit sent): no header-only packet, as with DTX
         pkt = Packet(self.flow, self._seq, kind, self.headers.header_bytes(self._seq),
                      payload_bits(contents, side_bits), contents, first_frame)
         self._seq += 1
