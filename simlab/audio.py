@@ -25,19 +25,31 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Mono float32 in [-1, 1] at ``sample_rate``; any format libsndfile reads (wav, flac)."""
+def check_audio(path: str | Path) -> None:
+    """`UserError` unless ``path`` is a non-empty audio file libsndfile reads; reads the header
+    only, so a scenario's audio is checked before a run without decoding it."""
     import soundfile as sf
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: audio file not found")
     try:
-        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        frames = sf.info(str(path)).frames
     except Exception as exc:  # libsndfile's message names the format problem
         raise UserError(f"{path}: cannot read audio ({exc})") from None
-    if x.shape[0] == 0:
+    if frames == 0:
         raise UserError(f"{path}: audio file is empty")
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 in [-1, 1] at ``sample_rate``; any format libsndfile reads (wav, flac)."""
+    import soundfile as sf
+
+    check_audio(path)
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # a header that reads but data that does not
+        raise UserError(f"{path}: cannot read audio ({exc})") from None
     return resample(x.mean(axis=1), sr, sample_rate)
 
 
@@ -49,6 +61,7 @@ def write_audio(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE)
 
 
 def shared_speech(sub: str = "") -> Path | None:
-    """``../shared/speech/<sub>`` when it exists, else None (a fresh clone has no shared/)."""
-    p = SHARED_SPEECH / sub
+    """``../shared/speech/<sub>`` (``sub`` itself when absolute or under ``~``) when it exists,
+    else None (a fresh clone has no shared/)."""
+    p = SHARED_SPEECH / Path(sub).expanduser()
     return p if p.exists() else None

@@ -12,6 +12,12 @@ import yaml
 from simlab.actors import build_system, system_key
 from simlab.actors.base import DictWindow, Received, Timer
 from simlab.audio import SHIPPED_CLIP, read_audio, shared_speech
+from simlab.errors import UserError
+from simlab.latency import read_profile
+from simlab.out_path import check_out_file, made_dirs
+
+#: The most frames `simlab calibrate --frames` times (about 2 h of speech at 12.5 frames/s).
+MAX_FRAMES = 100_000
 
 
 def _speech(sample_rate: int, seconds: float) -> tuple[np.ndarray, str]:
@@ -80,11 +86,45 @@ def gpu_name() -> str:
     return torch.cuda.get_device_name(0)
 
 
+def check_device(device: str) -> None:
+    """`UserError` unless torch can run on ``device`` (cuda needs a CUDA build and a GPU)."""
+    if device != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU-only build")
+        raise UserError(f"--device cuda: CUDA is not available ({build}); use --device cpu")
+
+
+def check_profile_out(out: Path) -> None:
+    """`UserError` unless ``out`` can take the profile: a new file in a folder that can be
+    created, or an existing latency profile (which gains the system)."""
+    check_out_file(out)
+    if out.exists():
+        read_profile(out)
+
+
+def _write_profile(out: Path, data: dict) -> None:
+    """Write ``data`` through a temporary sibling renamed into place: an interrupt or a failed
+    write leaves the old profile whole and no temporary file."""
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        with made_dirs(out.parent):
+            try:
+                tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+                tmp.replace(out)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the latency profile ({exc.strerror or exc})") from None
+
+
 def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2, threads: int = 1) -> dict:
+    check_device(device)
+    check_profile_out(out)
     stats, used = measure(spec, device, frames, loss, threads=threads)
-    data = {}
-    if out.is_file():
-        data = yaml.safe_load(out.read_text()) or {}
+    data = read_profile(out) if out.exists() else {}
     data.setdefault("systems", {})
     data["device"] = device
     data["source"] = f"measured by simlab calibrate on {cpu_name() if device == 'cpu' else gpu_name()}, " \
@@ -92,7 +132,5 @@ def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2
     data["speech"] = used
     data["threads"] = threads
     data["systems"][system_key(spec)] = stats
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(out)
+    _write_profile(out, data)
     return data

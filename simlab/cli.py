@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from simlab.errors import UserError
@@ -38,8 +40,10 @@ def _schema(args) -> int:
 
 def _check(args) -> int:
     from simlab.scenario import load_scenario
+    from simlab.scenario_inputs import check_inputs
 
     sc = load_scenario(args.scenario, args.set)
+    check_inputs(sc)  # what `simlab run` checks before it simulates: check passes what run accepts
     print(json.dumps(sc.resolved(), indent=2))
     return 0
 
@@ -50,18 +54,28 @@ def _bench(args) -> int:
     return run_bench(args.what, quick=args.quick)
 
 
-def _calibrate(args) -> int:
-    from simlab.calibrate import calibrate
-    from simlab.scenario import load_scenario, parse_scenario
+def _in_range(flag: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise UserError(f"{flag}: {value} is not in [{lo}, {hi}]")
 
+
+def _calibrate(args) -> int:
+    from simlab.calibrate import MAX_FRAMES, calibrate, check_device, check_profile_out
+    from simlab.scenario import MAX_THREADS, load_scenario, parse_scenario
+
+    # Arguments first: a bad one must not cost a model load and a measurement.
+    _in_range("--frames", args.frames, 1, MAX_FRAMES)
+    _in_range("--threads", args.threads, 1, MAX_THREADS)
+    check_device(args.device)
+    check_profile_out(Path(args.out))
     src = Path(args.system)
     if src.suffix in (".yaml", ".yml") or src.is_file():
         spec = load_scenario(src).system
     else:
-        import yaml
+        from simlab.yaml_file import load_yaml
 
         try:
-            spec = parse_scenario({"system": yaml.safe_load(args.system)}, ".", "--system").system
+            spec = parse_scenario({"system": load_yaml(args.system, "--system")}, ".", "--system").system
         except Exception as exc:
             if isinstance(exc, UserError):
                 raise
@@ -129,17 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``kill``, a batch scheduler), raised as an interrupt so that the
+    same cleanup runs as for Ctrl-C: no temporary folder or half-written output stays behind."""
+
+
+def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once, cleanup or not
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_TORCH_COMPILE", "1")  # moshi compiles for ~20 s otherwise
     args = build_parser().parse_args(argv)
+    # signal handlers belong to the main thread (main() may also be called from another one)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.fn(args)
     except UserError as exc:
         print(f"simlab: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("simlab: interrupted", file=sys.stderr)
-        return 130
+        # the shell's convention, 128 + the signal's number: SIGTERM 15, SIGINT 2
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from simlab.errors import UserError
+from simlab.yaml_file import read_yaml_file
 
 PROFILES_DIR = Path(__file__).with_name("data") / "profiles"
 
@@ -26,23 +25,27 @@ def resolve_profile_path(name: str, base_dir: str | Path = ".") -> Path:
 
 
 def read_profile(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise UserError(f"{path}: latency profile is not valid YAML") from None
+    """A latency profile file: a mapping with a ``systems`` mapping, else `UserError`."""
+    data = read_yaml_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("systems"), dict):
-        raise UserError(f"{path}: latency profile needs a 'systems' mapping")
+        raise UserError(f"{path}: not a latency profile (it needs a 'systems' mapping)")
     return data
+
+
+def profile_entry(path: Path, system_key: str) -> dict:
+    """The stages the profile at ``path`` times for ``system_key``, else `UserError`."""
+    data = read_profile(path)
+    # "largesc/small" falls back to "largesc": a profile may time a system whatever its weights.
+    entry = data["systems"].get(system_key) or data["systems"].get(system_key.split("/")[0])
+    if not isinstance(entry, dict):
+        raise UserError(f"{path}: latency profile has no system {system_key!r} "
+                        f"(it has: {', '.join(map(str, data['systems'])) or 'none'})")
+    return entry
 
 
 def stage_costs(path: Path, system_key: str, stages) -> dict[str, float]:
     """Per-call seconds (the median) for each stage of ``system_key``."""
-    data = read_profile(path)
-    # "largesc/small" falls back to "largesc": a profile may time a system whatever its weights.
-    entry = data["systems"].get(system_key) or data["systems"].get(system_key.split("/")[0])
-    if entry is None:
-        raise UserError(f"{path}: latency profile has no system {system_key!r} "
-                        f"(it has: {', '.join(data['systems']) or 'none'})")
+    entry = profile_entry(path, system_key)
     out = {}
     for stage in stages:
         s = entry.get(stage)

@@ -110,10 +110,8 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
                               seed=int(system_seed.generate_state(1)[0]), threads=sc.compute.threads)
     except ValueError as exc:  # a setting the system cannot take (e.g. largesc quantizers > 8, fixed)
         raise UserError(f"system: {exc}") from None
-    if audio_path is not None:
+    if audio_path is not None:  # check_inputs made sure a system that needs audio has it
         samples = read_audio(audio_path, system.sample_rate)
-    elif sc.system.kind != "synthetic":
-        raise UserError(f"audio: system {sc.system.kind} needs an audio file")
     frame_s = system.frame_samples / system.sample_rate
     duration = sc.duration_s if sc.duration_s is not None else (
         len(samples) / system.sample_rate if samples is not None else 60.0)
@@ -269,31 +267,63 @@ def write_summary(path: Path, summary: dict) -> None:
 
 
 def run_scenario(sc: Scenario, out_dir: str | Path, force: bool = False, progress=None) -> dict:
-    """Run and write the outputs atomically: a temporary sibling folder renamed into place."""
-    out_dir = Path(out_dir)
+    """Run and write the outputs atomically: a temporary sibling folder renamed into place.
+
+    Everything is checked before anything is created: the scenario's inputs (`check_inputs`)
+    and the output folder, which is never the working folder or above it, nor holds an input
+    (``force`` replaces it when it is not empty). An error or an interrupt afterwards removes the temporary folder
+    and the parents this call created."""
+    from simlab.out_path import check_out_dir, made_dirs, partial_path, remove_stale_partials
+    from simlab.scenario_inputs import check_inputs, input_paths
+
+    check_inputs(sc)
+    # replace=True even without force: the finished folder is renamed over ``out_dir``, so an empty
+    # working folder would be swapped out from under the shell.
+    out_dir = check_out_dir(out_dir, replace=True, inputs=tuple(input_paths(sc)))
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise UserError(f"{out_dir}: output folder exists and is not empty (use --force to replace it)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        result = simulate(sc, tmp, progress)
-        summary = result["summary"]
-        if sc.metrics:
-            summary.update(_score(sc, tmp))
-        write_summary(tmp / "summary.csv", summary)
-        warnings = list(result["facts"]["system"].get("warnings", []))
-        manifest = {"scenario": sc.resolved(), "seed": sc.seed, "versions": versions(), "git_commit": git_commit(),
-                    "warnings": warnings, **result["facts"]}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
+    with made_dirs(out_dir.parent):
+        remove_stale_partials(out_dir)
+        tmp = partial_path(out_dir)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        try:
+            tmp.mkdir()
+            summary = _write_run(sc, tmp, progress)
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            os.replace(tmp, out_dir)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not _is_output_error(exc, out_dir, tmp):
+                raise
+            raise UserError(f"{out_dir}: cannot write the output ({exc.strerror or exc})") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return summary
+
+
+def _write_run(sc: Scenario, folder: Path, progress) -> dict:
+    """Simulate and score into ``folder``; write summary.csv and manifest.json; the summary."""
+    result = simulate(sc, folder, progress)
+    summary = result["summary"]
+    if sc.metrics:
+        summary.update(_score(sc, folder))
+    write_summary(folder / "summary.csv", summary)
+    warnings = list(result["facts"]["system"].get("warnings", []))
+    manifest = {"scenario": sc.resolved(), "seed": sc.seed, "versions": versions(), "git_commit": git_commit(),
+                "warnings": warnings, **result["facts"]}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return summary
+
+
+def _is_output_error(exc: OSError, out_dir: Path, tmp: Path) -> bool:
+    """Whether ``exc`` came from writing the output (a full disk, a file system that refuses
+    writes) rather than from reading something else (a model file), which stays a traceback."""
+    if exc.filename is None:  # a write to an open file: only outputs are open for writing
+        return True
+    names = [Path(n).resolve() for n in (exc.filename, exc.filename2) if n]
+    return any(n == d or d in n.parents for n in names for d in (out_dir.resolve(), tmp.resolve()))
 
 
 def _score(sc: Scenario, folder: Path) -> dict:

@@ -5,47 +5,85 @@ The format is declared once, as pydantic models: validation, defaults and the JS
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import core_schema
 
 from simlab.errors import UserError
 from simlab.scenario_errors import format_error
+from simlab.yaml_file import load_yaml, read_yaml_file
 
 
-def _in(lo: float, hi: float):
-    def check(v):
-        if not lo <= v <= hi:
-            raise ValueError(f"{v!r} is not in [{lo:g}, {hi:g}]")
+@dataclass(frozen=True)
+class _Range:
+    """A number's allowed range, checked after its type (``1.7 is not in [0, 1]``) and written
+    into the JSON Schema (minimum, exclusiveMinimum, maximum), so `simlab schema` states the
+    same bounds the validator enforces. ``lo_open``: the lower bound itself is not allowed."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    def describe(self) -> str:
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
+
+    def check(self, v):
+        low_ok = self.lo is None or (v > self.lo if self.lo_open else v >= self.lo)
+        if not (low_ok and (self.hi is None or v <= self.hi)):
+            raise ValueError(f"{v!r} is not {self.describe()}")
         return v
-    return AfterValidator(check)
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema, handler):
+        out = handler(schema)
+        if self.lo is not None:
+            out["exclusiveMinimum" if self.lo_open else "minimum"] = self.lo
+        if self.hi is not None:
+            out["maximum"] = self.hi
+        return out
 
 
-def _ge(lo: float):
-    def check(v):
-        if not v >= lo:
-            raise ValueError(f"{v!r} is not >= {lo:g}")
-        return v
-    return AfterValidator(check)
+def _in(lo: float, hi: float) -> _Range:
+    return _Range(lo, hi)
 
 
-def _gt(lo: float):
-    def check(v):
-        if not v > lo:
-            raise ValueError(f"{v!r} is not > {lo:g}")
-        return v
-    return AfterValidator(check)
+def _ge(lo: float) -> _Range:
+    return _Range(lo)
 
+
+def _gt(lo: float, hi: float | None = None) -> _Range:
+    return _Range(lo, hi, lo_open=True)
+
+
+# Bounds on times and rates. Non-finite numbers are refused for every float (``allow_inf_nan``
+# below); these keep finite ones within what a simulation can finish: a call of at most a day, a
+# delay, jitter or playout delay of at most a minute, a report at most every millisecond, a link of
+# at least 1 kbit/s and windows.csv rows at most 100 a second (beyond these, runs never ended or
+# wrote a row per microsecond).
+MAX_DURATION_S = 86_400.0
+MAX_DELAY_S = 60.0
+MIN_INTERVAL_S = 0.001
+MIN_BANDWIDTH_BPS = 1_000.0
+MAX_BANDWIDTH_BPS = 1e12
+MIN_HOP_S = 0.01
+MAX_NAME_CHARS = 100
+MAX_THREADS = 256
+N_Q = 8  # Mimi's codebooks (simlab.models.mimi_config.N_Q; not imported here: that loads torch)
 
 Prob = Annotated[float, _in(0, 1)]
-Seconds = Annotated[float, _ge(0)]
-PosSeconds = Annotated[float, _gt(0)]
+Delay = Annotated[float, _in(0, MAX_DELAY_S)]
+Instant = Annotated[float, _gt(0, MAX_DURATION_S)]  # a time within a call, or a call's length
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 # -- loss models (channels/) -------------------------------------------------------------------
@@ -89,14 +127,14 @@ LossSpec = Annotated[Union[UniformLoss, GilbertElliottLoss, TraceLoss], Field(di
 
 
 class Phase(Strict):
-    until_s: PosSeconds
+    until_s: Instant
     loss: LossSpec
 
 
 class Link(Strict):
-    bandwidth_bps: Annotated[float, _gt(0)] = 1_000_000.0
-    delay_s: Seconds = 0.02
-    jitter_s: Seconds = 0.0
+    bandwidth_bps: Annotated[float, _in(MIN_BANDWIDTH_BPS, MAX_BANDWIDTH_BPS)] = 1_000_000.0
+    delay_s: Delay = 0.02
+    jitter_s: Delay = 0.0
     queue_packets: Optional[Annotated[int, _ge(1)]] = None  # FIFO cap; None = unbounded
     loss: LossSpec = UniformLoss(model="uniform", p=0.0)
     schedule: list[Phase] = []
@@ -134,12 +172,23 @@ class SyntheticSystem(Strict):
 class LargeSCSystem(Strict):
     kind: Literal["largesc"]
     profile: str = "small"
-    quantizers: Annotated[int, _in(1, 16)] = 8
+    quantizers: Annotated[int, _in(1, 2 * N_Q)] = 8
     controller: Literal["learned", "fixed"] = "learned"
     redundant: Annotated[int, _in(0, 8)] = 0
     concealer: Literal["lm", "repeat", "drop"] = "lm"
     greedy: bool = True
     min_confidence: Annotated[float, _in(0.0, 1.0)] = 0.0  # lm: leave out guesses the LM rates below this
+
+    @model_validator(mode="after")
+    def _controller_limits(self):
+        # simlab.actors.largesc.LargeSCSystem refuses these too, but only once its models are
+        # loaded: here `simlab check` and a run's validation see them first.
+        if self.controller == "fixed" and self.quantizers > N_Q:
+            raise ValueError(f"quantizers: {self.quantizers} is not in [1, {N_Q}] with controller: fixed "
+                             f"(only the learned controller sends up to {2 * N_Q}, as second copies)")
+        if self.controller == "learned" and self.redundant:
+            raise ValueError("redundant: the learned controller decides it; use controller: fixed to set it")
+        return self
 
 
 class OpusSystem(Strict):
@@ -171,14 +220,14 @@ class Ewma(Strict):
 
 class WindowEstimator(Strict):
     kind: Literal["window"]
-    window_s: PosSeconds = 1.0
+    window_s: Instant = 1.0
 
 
 Estimator = Annotated[Union[Ewma, WindowEstimator], Field(discriminator="kind")]
 
 
 class Feedback(Strict):
-    interval_s: PosSeconds = 0.1
+    interval_s: Annotated[float, _in(MIN_INTERVAL_S, MAX_DELAY_S)] = 0.1
     report_bytes: Annotated[int, _in(1, 1500)] = 1
     estimator: Estimator = Ewma(kind="ewma")
     accounting: Literal["payload", "rtcp"] = "payload"
@@ -186,7 +235,7 @@ class Feedback(Strict):
 
 
 class Receiver(Strict):
-    playout_delay_s: Seconds = 0.4
+    playout_delay_s: Delay = 0.4
 
 
 class Compute(Strict):
@@ -195,7 +244,7 @@ class Compute(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch intra-op threads for the model stages: one frame's work is too small to gain from more,
     # and extra threads stall badly when another process holds a core (measured: 17 ms vs 636 ms).
-    threads: Annotated[int, _in(1, 256)] = 1
+    threads: Annotated[int, _in(1, MAX_THREADS)] = 1
 
 
 class Outputs(Strict):
@@ -206,15 +255,29 @@ class Outputs(Strict):
 class Windows(Strict):
     """Sliding-window traces (windows.csv): metrics, bitrate, loss and decisions over time."""
 
-    window_s: PosSeconds = 2.5
-    hop_s: PosSeconds = 0.5
+    window_s: Instant = 2.5
+    hop_s: Annotated[float, _in(MIN_HOP_S, MAX_DURATION_S)] = 0.5  # at most 100 rows a second
     metrics: bool = True  # quality metrics per window too (costly); false: network columns only
 
 
+def _check_name(name: str) -> str:
+    """The name is the default output folder, ``results/<name>``, which ``--force`` replaces:
+    it must be one ordinary folder name, never empty (``results/`` itself) nor ``..``."""
+    if not name.strip():
+        raise ValueError("must not be empty (it names the output folder results/<name>)")
+    if any(c in name for c in "/\\\0"):
+        raise ValueError(f"{name!r} must be a plain folder name, without '/', '\\' or NUL")
+    if name.startswith("."):
+        raise ValueError(f"{name!r} must not start with '.' (it names the output folder results/<name>)")
+    if len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"{len(name)} characters; at most {MAX_NAME_CHARS}")
+    return name
+
+
 class Scenario(Strict):
-    name: str = "scenario"
+    name: Annotated[str, AfterValidator(_check_name)] = "scenario"
     seed: Annotated[int, _ge(0)] = 0
-    duration_s: Optional[PosSeconds] = None  # default: the audio's length, or 60 s without audio
+    duration_s: Optional[Instant] = None  # default: the audio's length, or 60 s without audio
     audio: Optional[Union[str, list[str]]] = None  # the first file that exists is used
     transcript: Optional[str] = None
     flows: Annotated[int, _in(1, 100000)] = 1
@@ -269,19 +332,8 @@ def parse_scenario(data: Any, base_dir: str | Path = ".", source: str = "scenari
 
 
 def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}") from None
+    """A scenario or experiment file (duplicate keys refused; see `simlab.yaml_file`)."""
+    return read_yaml_file(path)
 
 
 def set_path(data: dict, key: str, value: Any, where: str = "--set") -> None:
@@ -319,11 +371,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise UserError(f"--set {item}: expected KEY.PATH=VALUE")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise UserError(f"--set {item}: value is not valid YAML") from None
-        set_path(data, key, value)
+        set_path(data, key, load_yaml(raw, f"--set {item}"))
     return data
 
 

@@ -86,6 +86,8 @@ def format_error(err: dict, fields_at: Callable[[tuple], list[str]] | None = Non
         return f"{path}: {value!r} is not >= {err['ctx']['ge']}"
     if kind == "less_than_equal":
         return f"{path}: {value!r} is not <= {err['ctx']['le']}"
+    if kind == "finite_number":
+        return f"{path}: {value!r} is not a finite number"
     if kind == "string_too_short":
         return f"{path}: must not be empty"
     base = kind.split("_")[0]

@@ -178,13 +178,14 @@ def _hub_file(repo: str, filename: str) -> Path:
 
 def read_profile_folder(folder: Path, name: str | None = None) -> Profile:
     """A `Profile` from ``folder/profile.yaml``; every error names the file and key."""
-    import yaml
+    from simlab.yaml_file import load_yaml
 
     path = folder / PROFILE_FILE
     try:
-        spec = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text()
+    except OSError as exc:
         raise UserError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
+    spec = load_yaml(text, str(path))
     spec = {} if spec is None else spec
     _check_keys(spec, "", path)
     sections = {key: spec.get(key) or {} for key in ("mimi", "lm", "controller")}

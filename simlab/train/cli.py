@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from simlab.errors import UserError
+from simlab.out_path import check_out_dir, made_dirs
 from simlab.train.config import RECIPES, load_config
+from simlab.yaml_file import load_yaml
 
 HELP = {
     "codec": "train the small Mimi codec on real speech",
@@ -41,8 +45,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}`` (values parsed as YAML)."""
-    import yaml
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -52,13 +54,30 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = load_yaml(value, f"--set {item}")
     return out
+
+
+def _folders(config: dict) -> list[Path]:
+    """The folders the recipe writes (``out_dir``, ``cache_dir``), checked before any speech or
+    model is loaded, so a bad one fails at once and not at the first checkpoint."""
+    keys = [k for k in ("out_dir", "cache_dir") if config.get(k) is not None]
+    for key in keys:
+        if not isinstance(config[key], str):
+            raise UserError(f"config {key}={config[key]!r}: must be a folder path")
+    return [check_out_dir(Path(config[key]).expanduser()) for key in keys]
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the recipe named by ``args.recipe``."""
     config = load_config(args.recipe, args.config, parse_overrides(args.set))
+    with ExitStack() as folders:
+        for folder in _folders(config):  # removed again if the recipe fails before writing there
+            folders.enter_context(made_dirs(folder))
+        return _run_recipe(args, config)
+
+
+def _run_recipe(args: argparse.Namespace, config: dict) -> int:
     resume = bool(getattr(args, "resume", False))
     if args.recipe == "codec":
         from simlab.train.codec import train_codec

@@ -27,19 +27,12 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: dict[str
 
     Every key of ``path`` and ``overrides`` must exist in the shipped config (typos are errors).
     """
-    import yaml
+    from simlab.yaml_file import read_yaml_file
 
-    base_path = default_config_path(recipe)
-    config = yaml.safe_load(base_path.read_text()) or {}
+    config = read_yaml_file(default_config_path(recipe)) or {}
     layers: list[tuple[str, dict]] = []
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"{p}: config file not found")
-        try:
-            layers.append((str(p), yaml.safe_load(p.read_text()) or {}))
-        except yaml.YAMLError as exc:
-            raise UserError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        layers.append((str(path), read_yaml_file(path) or {}))
     if overrides:
         layers.append(("command line", overrides))
     for where, layer in layers:

@@ -17,6 +17,8 @@ from simlab.errors import UserError
 
 ABSENT = ("real speech not found at ../shared/speech/{sub} (LibriSpeech, present only beside "
           "the project's development checkout); training and evaluation need it")
+#: ``data`` given as a path of its own (absolute, or ``~``): name that path, not shared/speech.
+ABSENT_PATH = "data: {sub}: no speech folder there (it needs audio files: {suffixes})"
 
 
 #: Audio files a speech folder may hold: LibriSpeech's FLAC, or WAV / Ogg Opus copies of it
@@ -33,6 +35,8 @@ def speech_dir(sub: str) -> Path:
     `UserError` when it is absent or holds no audio."""
     path = shared_speech(sub)
     if path is None or not _audio_files(path):
+        if Path(sub).expanduser().is_absolute():
+            raise UserError(ABSENT_PATH.format(sub=sub, suffixes=", ".join(AUDIO_SUFFIXES)))
         raise UserError(ABSENT.format(sub=sub))
     return path
 

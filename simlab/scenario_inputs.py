@@ -1,0 +1,96 @@
+"""What a valid scenario refers to: its loss models, audio, latency profile and metrics.
+
+`simlab.scenario` checks the keys and values of a scenario; `check_inputs` checks what those
+values name, which the key checks cannot see (a trace file that is missing, a Gilbert-Elliott
+channel whose loss and burst need p > 1, an unknown metric). `simlab check` and `run_scenario`
+both call it before anything is simulated or written, so check passes exactly what a run
+accepts, and a run fails in a second, not after its simulation. No model is loaded here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from simlab.errors import UserError
+from simlab.scenario import Scenario
+
+
+def check_inputs(sc: Scenario) -> None:
+    """`UserError` (one line, naming the key) for the first input the run could not use."""
+    _check_losses(sc)
+    _check_audio(sc)
+    _check_profile(sc)
+    _check_metrics(sc)
+
+
+def input_paths(sc: Scenario) -> list[Path]:
+    """The scenario's folder and the files a run reads from it: an output folder that is
+    replaced must hold none of them."""
+    paths = [Path(sc.base_dir)]
+    audio = sc.audio_path()
+    if audio is not None:
+        paths.append(audio)
+    for link in (sc.network.forward, sc.network.reverse):
+        for loss in [link.loss, *(ph.loss for ph in link.schedule)]:
+            if loss.model == "trace":
+                paths.append(sc.path(loss.file))
+    if sc.compute.profile is not None:
+        paths.append(sc.path(sc.compute.profile))
+    if sc.transcript is not None:
+        paths.append(sc.path(sc.transcript))
+    return paths
+
+
+def _check_losses(sc: Scenario) -> None:
+    # Building the channels is the check: the same code, the same messages as the run's own.
+    from simlab.sim.flow import loss_schedule
+
+    for where, link in (("network.forward", sc.network.forward), ("network.reverse", sc.network.reverse)):
+        loss_schedule(link, np.random.default_rng(0), sc.path, where)
+
+
+def _check_audio(sc: Scenario) -> None:
+    from simlab.audio import check_audio
+
+    path = sc.audio_path()  # the first of a list that exists; UserError when none does
+    if path is None:
+        if sc.system.kind != "synthetic":
+            raise UserError(f"audio: system {sc.system.kind} needs an audio file")
+        return
+    try:
+        check_audio(path)
+    except UserError as exc:
+        raise UserError(f"audio: {exc}") from None
+
+
+def _check_profile(sc: Scenario) -> None:
+    if sc.compute.timing != "profile" or sc.compute.profile is None:
+        return
+    from simlab.actors import system_key
+    from simlab.latency import profile_entry, resolve_profile_path
+
+    path = resolve_profile_path(sc.compute.profile, sc.base_dir)
+    try:
+        profile_entry(path, system_key(sc.system))
+    except UserError as exc:
+        raise UserError(f"compute.profile: {exc}") from None
+
+
+def _check_metrics(sc: Scenario) -> None:
+    if not sc.metrics:
+        return  # the metrics package takes seconds to import: only when the scenario scores
+    from simlab.metrics.asr import get_recognizer
+    from simlab.metrics.registry import check_names
+    from simlab.metrics.transcript import resolve_transcript
+
+    try:
+        names = check_names(list(sc.metrics))
+    except UserError as exc:
+        raise UserError(f"metrics: {exc}") from None
+    if "wer" in names:  # the recogniser and the transcript serve wer alone
+        try:
+            get_recognizer(sc.recognizer)
+        except UserError as exc:
+            raise UserError(f"recognizer: {exc}") from None
+        resolve_transcript(sc, sc.audio_path())
