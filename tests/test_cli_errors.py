@@ -270,3 +270,20 @@ def test_yaml_repeated_keys_are_refused_but_merges_may_override():
         load_yaml("a: 1\nb:\n  p: 1\n  p: 2\n", "t.yaml")
     with pytest.raises(UserError, match=r"--set system=\{kind: opus, kind: aac\}: duplicate key 'kind'"):
         apply_overrides({}, ["system={kind: opus, kind: aac}"])
+
+
+def test_calibrating_an_ablation_keeps_the_models_entries(tmp_path):
+    """`drop` and `fixed` are stand-ins for the LM and the controller network: calibrating them
+    must not file their microseconds under the models' stages of largesc/small."""
+    import yaml
+
+    profile = {"systems": {"largesc/small": {s: {"median_s": t, "p95_s": t, "calls": 1} for s, t in
+                                             (("encoder", 1.0), ("controller", 2.0), ("concealer", 3.0),
+                                              ("decoder", 4.0))}}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(profile))
+    r = simlab("calibrate", "--system", "{kind: largesc, controller: fixed, quantizers: 8, concealer: drop}",
+               "--frames", "3", "--out", "p.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    entry = yaml.safe_load((tmp_path / "p.yaml").read_text())["systems"]["largesc/small"]
+    assert entry["controller"]["median_s"] == 2.0 and entry["concealer"]["median_s"] == 3.0
+    assert entry["encoder"]["median_s"] < 1.0 and entry["decoder"]["median_s"] < 4.0  # measured anew

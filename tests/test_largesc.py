@@ -219,3 +219,25 @@ def test_bench_actors_reports_every_actor():
             ("mimi.encode", "small"), ("mimi.decode", "small"), ("controller.decide", "paper"),
             ("concealer.step", "small")} <= seen
     assert all(r["ms_per_frame"] > 0 and r["device"] == "cpu" and r["frames"] == 2 for r in rows)
+
+
+@pytest.mark.parametrize("controller,concealer", [("learned", "lm"), ("fixed", "drop"), ("fixed", "repeat")])
+def test_a_profile_charges_the_models_not_their_stand_ins(models, audio, controller, concealer):
+    """A latency profile times the controller network and the LM: the ablations' fixed controller
+    and drop/repeat concealers are charged nothing (they used to be charged the LM's step)."""
+    profile = {"encoder": 0.01, "controller": 0.002, "concealer": 0.03, "decoder": 0.005}
+    system = LargeSCSystem(models, quantizers=8, controller=controller, concealer=concealer)
+    timer = Timer(mode="profile", profile=profile)
+    encoded = [system.transmit(i, a, 0.2, timer) for i, a in enumerate(audio)]
+    tx = timer.take()
+    window = _window(encoded, loss=0.5, seed=3)
+    for i in range(FRAMES):
+        system.receive(i, window, timer)
+    rx = timer.take()
+    assert tx["encoder"] == pytest.approx(FRAMES * 0.01)
+    assert tx["controller"] == pytest.approx(FRAMES * 0.002 if controller == "learned" else 0.0)
+    assert rx["decoder"] == pytest.approx(FRAMES * 0.005)
+    if concealer == "lm":
+        assert rx["concealer"] > 0
+    else:
+        assert rx.get("concealer", 0.0) == 0.0 and timer.free_stages == {"concealer", "controller"}

@@ -126,8 +126,15 @@ class Timer:
             clock = time.perf_counter
         self._clock = clock
         self.durations: dict[str, float] = {}
+        self.free_stages: set[str] = set()  # stages some call ran as `free`
 
-    def run(self, stage: str, fn: Callable, *args, **kwargs):
+    def run(self, stage: str, fn: Callable, *args, free: bool = False, **kwargs):
+        """``fn(*args, **kwargs)``, its time recorded under ``stage``. ``free``: this call is
+        a trivial stand-in for the stage's model (a drop or repeat concealer, a fixed
+        controller): a profile, which times the model, charges it nothing, and `simlab
+        calibrate` does not file its measured time under the model's stage."""
+        if free:
+            self.free_stages.add(stage)
         if self.mode == "measured":
             self._sync()
             t0 = self._clock()
@@ -136,7 +143,7 @@ class Timer:
             spent = self._clock() - t0
         else:
             result = fn(*args, **kwargs)
-            spent = self.profile[stage] if self.profile is not None and stage in self.profile else self.cost(stage)
+            spent = 0.0 if free else self.cost(stage)
         d = self.durations
         d[stage] = d.get(stage, 0.0) + spent
         return result

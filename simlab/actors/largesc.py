@@ -87,7 +87,8 @@ class LargeSCSystem:
         if audio is None:
             raise ValueError("largesc: transmit needs the frame's audio")
         tokens, z = timer.run("encoder", self.codec.encode, audio)
-        mask = np.asarray(timer.run("controller", self.controller.decide, z, p_hat, self.quantizers), dtype=np.int8)
+        mask = np.asarray(timer.run("controller", self.controller.decide, z, p_hat, self.quantizers,
+                                    free=self.controller_kind == "fixed"), dtype=np.int8)
         if mask.shape != (N_Q,) or np.any(np.diff(mask) > 0) or mask.min() < 0 or mask.max() > 2:
             # The two 4-bit counts of the side information can only describe prefix masks.
             raise RuntimeError(f"largesc: controller gave mask {mask.tolist()}, not a non-increasing prefix mask")
@@ -104,7 +105,7 @@ class LargeSCSystem:
         else:
             row = np.where(arrived, received, MISSING)
             conceal = self.concealer.conceal
-            filled = timer.run("concealer", conceal, row) if lost.any() else conceal(row)
+            filled = timer.run("concealer", conceal, row, free=True) if lost.any() else conceal(row)
         # Received tokens as they came; lost ones as concealed; never-sent ones left out.
         tokens = np.where(arrived, received, np.where(lost, filled, MISSING)).astype(np.int64)
         concealed = lost & (filled != MISSING)
