@@ -181,3 +181,177 @@ def test_bench_batch_rows():
     (row,) = rows
     assert (row["workers"], row["runs"], row["ok"], row["speedup"]) == (1, 2, 2, 1.0)
     assert row["wall_s"] > 0 and row["runs_per_s"] == pytest.approx(2 / row["wall_s"])
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a non-reaping init counts as dead)."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _slow_batch(tmp_path):
+    """A -j 2 batch of runs long enough to be in flight when killed; (command, output folder, its
+    Popen, the worker pids once both workers are busy)."""
+    path, _ = experiment(tmp_path, grid={"network.forward.loss.p": [0.0, 0.1]}, repeats=2,
+                         base={**BASE, "duration_s": 36000})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "simlab.batch", str(path), "--out", str(out), "-j", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = [k for k in _children(proc.pid)
+                   if "spawn_main" in open(f"/proc/{k}/cmdline").read().replace("\0", " ")]
+        if len(workers) == 2 and len(list((out / "runs").glob(".*partial*"))) == 2:  # both runs started
+            return cmd, out, proc, workers
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"the batch's workers never both started: {proc.communicate()[1][-500:]}")
+
+
+def _kill_leftovers(pids: list[int]) -> None:
+    """A failed test must not leave its batch's processes running (the bug it looks for)."""
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _gone(pids: list[int], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(_alive(p) for p in pids)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_killed_batch(tmp_path):
+    _, _, proc, workers = _slow_batch(tmp_path)
+    kids = _children(proc.pid)  # the workers and multiprocessing's resource tracker
+    proc.kill()  # SIGKILL the parent alone: nothing can clean up but the workers themselves
+    proc.wait()  # not communicate(): surviving workers would hold its stderr open
+    try:
+        assert _gone(kids, within_s=10), [p for p in kids if _alive(p)]
+    finally:
+        _kill_leftovers(kids)
+        proc.stderr.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_the_batch_and_its_workers(tmp_path):
+    _, out, proc, workers = _slow_batch(tmp_path)
+    proc.terminate()  # the parent alone, as `kill PID` does
+    try:
+        proc.wait(timeout=30)  # not after the runs' ~30 s: it stops them
+        assert _gone(workers, within_s=5), [p for p in workers if _alive(p)]
+    finally:
+        _kill_leftovers([proc.pid, *workers])
+    assert proc.returncode == 130 and proc.stderr.read().strip() == "simlab: interrupted"
+    proc.stderr.close()
+    # nothing recorded for the runs it stopped: a resume runs them
+    assert not (out / "runs.csv").exists() or len(pd.read_csv(out / "runs.csv")) == 0
+
+
+def test_a_changed_experiment_is_refused_into_an_old_folder(tmp_path):
+    from simlab.cli import main as simlab_main
+
+    path, exp = experiment(tmp_path)
+    out = tmp_path / "out"
+    run_batch(exp, out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    changed, _ = experiment(tmp_path, seed=5)  # every key changes
+    assert simlab_main(["batch", str(changed), "--out", str(out), "--no-progress"]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    with pytest.raises(UserError, match=r"runs.csv holds 4 runs this experiment does not have.*--keep-other-runs"):
+        run_batch(parse_experiment({"name": "t", "base": {**BASE, "duration_s": 9}, "repeats": 2, "seed": 4,
+                                    "grid": {"network.forward.loss.p": [0.0, 0.2]}}, tmp_path), out, progress=False)
+    # a new grid value adds runs and keeps the old ones members: fine
+    _, wider = experiment(tmp_path, grid={"network.forward.loss.p": [0.0, 0.2, 0.3]})
+    res = run_batch(wider, out, progress=False)
+    assert (res.total, res.before, res.ran) == (6, 4, 2)
+    # pooling on purpose
+    _, other = experiment(tmp_path, seed=5)
+    res = run_batch(other, out, progress=False, keep_other_runs=True, only={"repeat": 0})
+    assert (res.total, res.ran) == (2, 2) and len(table(out)) == 8
+
+
+def test_only_values_that_match_nothing_are_refused(tmp_path):
+    _, exp = experiment(tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"--only network.forward.loss.p=0.5: no run has this value "
+                                        r"\(network.forward.loss.p: 0, 0.2\)"):
+        run_batch(exp, out, progress=False, only={"network.forward.loss.p": 0.5})
+    with pytest.raises(UserError, match="repeat=2: no run has this value"):
+        run_batch(exp, out, progress=False, only={"repeat": 2})
+    assert not out.exists()
+    assert len(run_batch(exp, out, progress=False, only={"network.forward.loss.p": 0.2}).out.joinpath(
+        "runs.csv").read_text().splitlines()) == 3
+
+
+def test_refusals_create_nothing(tmp_path, monkeypatch):
+    from simlab.batch import runner
+
+    _, exp = experiment(tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="-j: 0 is not >= 1"):
+        run_batch(exp, out, jobs=0, progress=False)
+    assert not out.exists()
+    run_batch(exp, out, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(UserError, match="-j: 0 is not >= 1"):  # even with nothing left to run
+        run_batch(exp, out, jobs=0, progress=False)
+
+    def unreachable(jobs, dask):
+        raise UserError(f"--dask {dask}: cannot reach a Dask scheduler")
+
+    monkeypatch.setattr(runner, "make_executor", unreachable)
+    for folder in (out, tmp_path / "new"):
+        with pytest.raises(UserError, match="cannot reach"):
+            run_batch(exp, folder, dask="tcp://127.0.0.1:1", progress=False)
+    assert not (tmp_path / "new").exists()
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="afile: output folder is a file"):
+        run_batch(exp, tmp_path / "afile", progress=False)
+    with pytest.raises(UserError, match="afile is a file"):
+        run_batch(exp, tmp_path / "afile" / "sub", progress=False)
+
+
+def test_a_successful_retry_removes_the_error_file(tmp_path, monkeypatch):
+    from simlab.batch import runner
+
+    _, exp = experiment(tmp_path, repeats=1)
+    out = tmp_path / "out"
+    real = runner.make_executor
+
+    class Failing:
+        def results(self, runs, folder_of):
+            for r in runs:
+                yield r, {"status": "error", "error": "RuntimeError: flaky", "traceback": "Traceback: flaky"}
+
+        def close(self):
+            pass
+
+        abort = close
+
+    monkeypatch.setattr(runner, "make_executor", lambda jobs, dask: Failing())
+    assert run_batch(exp, out, progress=False).failed == 2
+    assert len(list((out / "errors").glob("*.txt"))) == 2
+    monkeypatch.setattr(runner, "make_executor", real)
+    res = run_batch(exp, out, progress=False, retry_failed=True)
+    assert (res.ran, res.failed) == (2, 0) and (table(out)["status"] == "ok").all()
+    assert not list((out / "errors").glob("*.txt"))

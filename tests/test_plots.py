@@ -247,3 +247,76 @@ def test_loss_model_coordinates_become_rate_and_model(tmp_path):
     g = grouped_means(df, "network.forward.loss.rate", "visqol", default_by(df))
     assert set(g.line) == {"a, uniform", "a, gilbert_elliott", "b, uniform", "b, gilbert_elliott"}
     assert (g[g.line.str.startswith("a")]["mean"] == 3.5).all() and (g[g.line.str.startswith("b")]["mean"] == 4.5).all()
+
+
+def _fig4_table() -> pd.DataFrame:
+    """Fig. 4 style: a lossless batch; LargeSC sweeps quantizers, Opus its bitrate (each coordinate
+    empty in the other system's rows); Opus has no token_accuracy."""
+    rows = []
+    for label, col, values in (("largesc", "system.quantizers", (1, 2, 4)),
+                               ("opus", "system.bitrate_bps", (6000, 8000))):
+        for v in values:
+            for rep in range(3):
+                bps = v * 1100 if label == "largesc" else v + rep
+                rows.append({"label": label, "system": label, col: v, "repeat": rep, "payload_bps": bps,
+                             "visqol": 2 + bps / 10000, "token_accuracy": 0.9 if label == "largesc" else np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_without_a_loss_coordinate_x_is_the_payload_bitrate(capsys):
+    df = _fig4_table()
+    assert default_x(df) == "payload_bps"
+    g = grouped_means(df, "payload_bps", "visqol", default_by(df))
+    assert g.line.tolist() == ["largesc"] * 3 + ["opus"] * 2 and (g.n == 3).all()
+    assert capsys.readouterr().err == ""
+    # rows left out for want of a number are said, with their systems
+    grouped_means(df, "payload_bps", "token_accuracy", ["label"])
+    assert capsys.readouterr().err.strip() == ("simlab plot: note: token_accuracy vs payload_bps: left out 6 rows "
+                                               "without a number in both (opus)")
+    grouped_means(df, "system.quantizers", "visqol", [])
+    assert "left out 6 rows without a number in both (opus)" in capsys.readouterr().err
+
+
+def test_rows_of_different_systems_are_never_pooled():
+    rows = [{"label": label, "network.headers": h, "network.forward.loss.p": p, "repeat": rep,
+             "visqol": (3 if label == "a" else 4) + rep}
+            for label in ("a", "b") for h in ("ipv4", "ipv6") for p in (0.0, 0.1) for rep in range(2)]
+    df = pd.DataFrame(rows)
+    for by in ([], ["network.headers"]):
+        g = grouped_means(df, "network.forward.loss.p", "visqol", by)
+        assert (g.n == 2).all(), by  # the repeats only
+        assert set(g[g.line.str.contains("label=a")]["mean"]) == {3.5}
+        assert set(g[g.line.str.contains("label=b")]["mean"]) == {4.5}
+    g = grouped_means(df.assign(payload_bps=1000.0), "payload_bps", "visqol", ["network.headers"])
+    assert (g.n == 2).all()  # x measured: the label makes points, it is not averaged over
+
+
+def test_cli_help_says_the_defaults():
+    parser = argparse.ArgumentParser(prog="simlab")
+    sub = parser.add_subparsers(dest="command")
+    text = add_parser(sub).format_help()
+    assert "95% confidence" in text and "%%" not in text
+    assert "default: the system label, and the loss model when it varies" in " ".join(text.split())
+
+
+def test_missing_quality_trace_names_its_cause(synth, tmp_path):
+    a, _ = synth  # metrics: [token_accuracy]
+    texts = [t.get_text() for t in fig9_figure([load_run(a)]).axes[0].texts]
+    assert texts == ["no visqol trace: add it to the scenario's metrics"]
+    # the speech experiments' case: visqol listed, window metrics off
+    out, _ = run(tmp_path, "eq24", ["duration_s=5", "metrics=[visqol]", "windows={metrics: false}"])
+    texts = [t.get_text() for t in fig9_figure([load_run(out)]).axes[0].texts]
+    assert texts == ["no visqol trace: the scenario has windows: {metrics: false} (whole-file scores only); "
+                     "set it to true"]
+
+
+def test_out_that_is_a_file_is_refused(synth, tmp_path):
+    a, _ = synth
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    t = tmp_path / "runs.csv"
+    _fig4_table().to_csv(t, index=False)
+    for paths in ([a], [t]):
+        with pytest.raises(UserError, match="afile: output folder is a file"):
+            plot_path(paths, afile)
+    assert afile.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "runs.csv"]

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -23,6 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--only", action="append", default=[], metavar="COORD=VALUE",
                    help="run only the runs with this coordinate value (label=opus, repeat=0); repeatable")
     b.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as errors")
+    b.add_argument("--keep-other-runs", action="store_true",
+                   help="write into an OUT whose runs.csv holds runs this experiment does not have (an "
+                        "earlier version of it, another experiment) and pool them on purpose; refused otherwise")
     b.add_argument("--dry-run", action="store_true", help="list the runs (coordinates, seed, key) and stop")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(fn=main)
@@ -46,6 +52,24 @@ def _only(items: list[str]) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (``kill``, a job scheduler's stop) ends the batch the way Ctrl-C does: the workers are
+    stopped and the table is left whole to resume, instead of the parent dying with its pool running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(args: argparse.Namespace) -> int:
     """0: every run ok; 1: the batch completed but some runs failed (see runs.csv, OUT/errors/)."""
     from simlab.batch.experiment import load_experiment
@@ -61,9 +85,11 @@ def main(args: argparse.Namespace) -> int:
             print(f"{r.key} seed={r.seed} {coords}{' [GPU]' if r.needs_gpu else ''}")
         print(f"{len(runs)} runs", file=sys.stderr)
         return 0
-    out = Path(args.out) if args.out else Path("results") / exp.name
-    result = run_batch(exp, out, jobs=args.jobs, dask=args.dask, progress=not args.no_progress,
-                       retry_failed=args.retry_failed, only=only)
+    out = Path(args.out) if args.out is not None else Path("results") / exp.name
+    with _sigterm_interrupts():
+        result = run_batch(exp, out, jobs=args.jobs, dask=args.dask, progress=not args.no_progress,
+                           retry_failed=args.retry_failed, only=only,
+                           keep_other_runs=getattr(args, "keep_other_runs", False))
     print(f"{exp.name}: {result.line()}")
     return 1 if result.failed else 0
 

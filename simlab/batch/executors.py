@@ -29,7 +29,53 @@ class Executor(Protocol):
         ...
 
     def close(self) -> None:
+        """Wait for the workers to finish and release them."""
         ...
+
+    def abort(self) -> None:
+        """Stop now (the batch was interrupted): runs in flight are lost; they run again on resume."""
+        ...
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Make this worker die with the batch that started it (even a SIGKILLed one), instead of
+    running on, re-parented to init, into the folder of a batch resumed later. Linux: the kernel
+    sends SIGKILL when the parent goes (PR_SET_PDEATHSIG); elsewhere a thread polls the parent."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ok = False
+    if sys.platform.startswith("linux"):
+        try:
+            ok = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    if not ok:
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="simlab-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent: int, threads: int) -> None:
+    """A pool worker: dies with its parent, leaves Ctrl-C and SIGTERM sent to the whole process
+    group to the parent (which kills the pool: no KeyboardInterrupt tracebacks from idle workers,
+    no runs recorded as "worker died" because the workers went first), and uses only its share
+    of the cores."""
+    import signal
+
+    _exit_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    limit_threads(threads)
 
 
 class LocalExecutor:
@@ -50,7 +96,7 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=limit_threads, initargs=(self.threads,))
+                                         initializer=_init_worker, initargs=(os.getpid(), self.threads))
         return self._pool
 
     def results(self, runs: list[Run], folder_of: FolderOf) -> Iterator[tuple[Run, Result]]:
@@ -85,6 +131,18 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def abort(self) -> None:
+        """Kill the workers rather than wait for their runs (which may take minutes): a run's folder
+        appears only when complete, so a killed run leaves a partial folder that resume removes."""
+        if self._pool is None:
+            return
+        # ProcessPoolExecutor has no public way to stop running work (terminate_workers is 3.14+).
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        for proc in processes:
+            proc.kill()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
 
 
 class DaskExecutor:
@@ -145,6 +203,10 @@ class DaskExecutor:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+    def abort(self) -> None:
+        """Closing the client releases its tasks; the LocalCluster's worker processes go with it."""
+        self.close()
 
 
 def make_executor(jobs: int = 1, dask: str | None = None) -> Executor:

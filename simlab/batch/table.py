@@ -65,27 +65,37 @@ class RunTable:
     def load(self) -> dict[str, dict[str, str]]:
         """The rows on disk by key (the last one of a key wins); a trailing partial line is cut off
         the file, so that the next append starts a fresh line."""
-        self.rows = {}
-        if not self.path.exists():
-            self.header = []
-            return self.rows
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
+        data, end = self._read()
         if end < len(data):  # killed in the middle of a write: that row never happened
             with open(self.path, "r+b") as fh:
                 fh.truncate(end)
                 fh.flush()
                 os.fsync(fh.fileno())
-            data = data[:end]
-        reader = csv.reader(io.StringIO(data.decode()))
-        self.header = next(reader, [])
-        for values in reader:
-            if len(values) != len(self.header):
-                continue  # not a row of this table (cannot happen with whole-line appends)
-            row = dict(zip(self.header, values))
-            if self.key_column in row:
-                self.rows[row[self.key_column]] = row
+        self.header, self.rows = self._parse(data[:end])
         return self.rows
+
+    def peek(self) -> dict[str, dict[str, str]]:
+        """The rows on disk by key, as `load` reads them, without changing the file (to decide
+        whether to write there at all)."""
+        data, end = self._read()
+        return self._parse(data[:end])[1]
+
+    def _read(self) -> tuple[bytes, int]:
+        """The file's bytes ('' if absent) and where its whole lines end."""
+        data = self.path.read_bytes() if self.path.exists() else b""
+        return data, data.rfind(b"\n") + 1
+
+    def _parse(self, data: bytes) -> tuple[list[str], dict[str, dict[str, str]]]:
+        reader = csv.reader(io.StringIO(data.decode()))
+        header = next(reader, [])
+        rows: dict[str, dict[str, str]] = {}
+        for values in reader:
+            if len(values) != len(header):
+                continue  # not a row of this table (cannot happen with whole-line appends)
+            row = dict(zip(header, values))
+            if self.key_column in row:
+                rows[row[self.key_column]] = row
+        return header, rows
 
     def drop(self, keys: Iterable[str]) -> None:
         """Forget rows (e.g. failed runs to retry) and rewrite the file without them."""

@@ -2,14 +2,16 @@
 one line per system, the mean over repeats with a 95 % confidence band (mean ± t·sem).
 
 Columns whose names are dotted scenario key paths (``network.forward.loss.p``) are the
-coordinates the batch set; the rest are measurements (summary.csv columns) and labels.
-A point of a curve is one combination of coordinates; its repeats are the rows that differ
-only in repeat columns (seed, audio, ...). When x is a coordinate (loss rate: figs. 5-8),
+coordinates the batch set, and so is the system column (``label``, else ``system``); the rest
+are measurements (summary.csv columns). A point of a curve is one combination of coordinates;
+its repeats are the rows that differ only in repeat columns (seed, audio, ...), so rows of two
+systems are never averaged together, whatever ``by`` is. When x is a coordinate (loss rate: figs. 5-8),
 every other varying coordinate splits the lines; when x is a measurement (bitrate: fig. 4),
 the varying coordinates (say ``system.bitrate_bps``) make the points, at their mean x.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ REPEAT_COLUMNS = ("seed", "audio", "transcript", "repeat", "utterance", "run", "
 #: Default y columns, in the order panels appear, when present with values.
 QUALITY_COLUMNS = ("visqol", "plcmos", "dnsmos_ovrl", "wer", "logf0_rmse_cents", "token_accuracy")
 X_PREFERENCE = ("loss",)  # default x: the first varying coordinate whose name says loss
+#: Columns that name a row's system, in order of preference (batch tables have both).
+SYSTEM_COLUMNS = ("label", "system")
 LABELS = {"visqol": "ViSQOL (MOS-LQO)", "plcmos": "PLCMOS", "dnsmos_ovrl": "DNSMOS overall", "wer": "WER",
           "logf0_rmse_cents": "log-F0 RMSE (cents)", "token_accuracy": "token accuracy",
           "payload_bps": "payload bitrate (bit/s)", "total_bps": "total bitrate incl. headers, feedback (bit/s)",
@@ -35,24 +39,39 @@ def _is_repeat(col: str) -> bool:
     return col in REPEAT_COLUMNS or col.rsplit(".", 1)[-1] in REPEAT_COLUMNS
 
 
+def system_column(df: pd.DataFrame) -> str | None:
+    """The column naming each row's system: a batch table's ``label`` coordinate, else a summary
+    table's ``system``."""
+    return next((c for c in SYSTEM_COLUMNS if c in df), None)
+
+
 def varying_coordinates(df: pd.DataFrame) -> list[str]:
     """Dotted (scenario key path) columns that take more than one value, repeats excluded (a loss
-    mapping expanded into ``.model`` and ``.rate`` counts through those)."""
-    return [c for c in df.columns if "." in c and not _is_repeat(c) and f"{c}.rate" not in df.columns
-            and df[c].nunique(dropna=False) > 1]
+    mapping expanded into ``.model`` and ``.rate`` counts through those), and the system column
+    when it varies: rows of different systems are never repeats of one another."""
+    system = system_column(df)
+    return [c for c in df.columns if ("." in c or c == system) and not _is_repeat(c)
+            and f"{c}.rate" not in df.columns and df[c].nunique(dropna=False) > 1]
+
+
+def _numeric_coordinates(df: pd.DataFrame, varying: bool) -> list[str]:
+    cols = varying_coordinates(df) if varying else [c for c in df.columns if "." in c]
+    return [c for c in cols if pd.api.types.is_numeric_dtype(df[c])]
 
 
 def default_x(df: pd.DataFrame) -> str:
-    """The varying loss coordinate if any, else the first varying numeric coordinate, else a
-    constant loss coordinate, else payload_bps."""
-    coords = [c for c in varying_coordinates(df) if pd.api.types.is_numeric_dtype(df[c])]
-    loss = [c for c in coords if any(k in c for k in X_PREFERENCE)]
-    fixed = [c for c in df.columns if "." in c and any(k in c for k in X_PREFERENCE)
-             and pd.api.types.is_numeric_dtype(df[c])]
-    if loss or coords or fixed:
-        return (loss or coords or fixed)[0]
+    """The swept loss (the first varying numeric coordinate whose name says loss), else the payload
+    bitrate (fig. 4: a lossless sweep of bitrate settings), else the first varying numeric
+    coordinate, else a constant loss coordinate."""
+    loss = [c for c in _numeric_coordinates(df, varying=True) if any(k in c for k in X_PREFERENCE)]
+    if loss:
+        return loss[0]
     if "payload_bps" in df:
         return "payload_bps"
+    coords = _numeric_coordinates(df, varying=True)
+    fixed = [c for c in _numeric_coordinates(df, varying=False) if any(k in c for k in X_PREFERENCE)]
+    if coords or fixed:
+        return (coords or fixed)[0]
     raise UserError("no x column: the table has no varying numeric coordinate and no payload_bps; pass --x")
 
 
@@ -65,10 +84,10 @@ def default_ys(df: pd.DataFrame) -> list[str]:
 
 
 def default_by(df: pd.DataFrame) -> list[str]:
-    """The batch table's system ``label`` (else ``system``), and the loss model when it varies
-    (uniform and Gilbert-Elliott points are separate lines)."""
-    by = ["label"] if "label" in df else ["system"] if "system" in df else []
-    return by + [c for c in df.columns if c.endswith(".model") and df[c].nunique() > 1]
+    """The system column (`system_column`), and the loss model when it varies (uniform and
+    Gilbert-Elliott points are separate lines)."""
+    system = system_column(df)
+    return ([system] if system else []) + [c for c in df.columns if c.endswith(".model") and df[c].nunique() > 1]
 
 
 def nominal_loss(spec: dict) -> float:
@@ -119,6 +138,20 @@ def _short(col: str) -> str:
     return ".".join(col.split(".")[-2:])
 
 
+def _note_dropped(dropped: pd.DataFrame, x: str, y: str, by: list[str]) -> None:
+    """Say on stderr which rows a panel leaves out for want of a number (a metric a system does
+    not produce, a failed run, an x only some systems have), so that no line vanishes unseen."""
+    if dropped.empty:
+        return
+    names = [c for c in by if c in dropped] or [c for c in [system_column(dropped)] if c]
+    whose = ""
+    if names:
+        groups = dropped[names].astype(str).agg(", ".join, axis=1)
+        whose = f" ({', '.join(dict.fromkeys(groups))})"
+    print(f"simlab plot: note: {y} vs {x}: left out {len(dropped)} rows without a number in both{whose}",
+          file=sys.stderr)
+
+
 def grouped_means(df: pd.DataFrame, x: str, y: str, by: list[str]) -> pd.DataFrame:
     """One row per (line, point): ``line`` label, ``x``, ``mean``, ``lo``, ``hi``, ``n``
     (the band is mean ± t(0.975, n-1)·sd/√n), lines in first-seen order, points by x."""
@@ -128,7 +161,9 @@ def grouped_means(df: pd.DataFrame, x: str, y: str, by: list[str]) -> pd.DataFra
     d = df.copy()
     for c in (x, y):
         d[c] = pd.to_numeric(d[c], errors="coerce")
-    d = d[d[y].notna() & d[x].notna()]
+    numeric = d[y].notna() & d[x].notna()
+    _note_dropped(d[~numeric], x, y, by)
+    d = d[numeric]
     if d.empty:
         raise UserError(f"no rows with numeric {x} and {y}")
     others = [c for c in varying_coordinates(d) if c not in by and c != x]

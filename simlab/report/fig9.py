@@ -39,6 +39,22 @@ def _decisions(ax, run: RunData, ylim: tuple[float, float]) -> None:
     ax.set_ylim(*ylim)
 
 
+def missing_trace_reason(run: RunData, column: str) -> str:
+    """Why a run has no window trace of the metric ``column``, in the words of the fix."""
+    metrics = run.scenario.get("metrics")
+    windows = run.scenario.get("windows") or {}
+    if isinstance(metrics, list) and column not in metrics:
+        return "add it to the scenario's metrics"
+    if windows.get("metrics") is False:
+        return "the scenario has windows: {metrics: false} (whole-file scores only); set it to true"
+    if not (run.folder / "windows.csv").is_file():
+        return "the run has no windows.csv (it was not scored)"
+    status = f"{column}_status"
+    if status in run.windows and run.windows[status].notna().any():
+        return str(run.windows[status].dropna().iloc[0])
+    return f"windows.csv has no {column} values"
+
+
 def _quality_panel(ax, runs: list[RunData], column: str, title: str, tag: str) -> None:
     ax.set_ylim(*MOS_RANGE)
     drawn = 0
@@ -51,8 +67,8 @@ def _quality_panel(ax, runs: list[RunData], column: str, title: str, tag: str) -
     if first is not None:
         _decisions(ax, first, MOS_RANGE)
     if not drawn:
-        ax.text(0.5, 0.5, f"no {column} in windows.csv (add it to the scenario's metrics)",
-                transform=ax.transAxes, ha="center", va="center", fontsize=9)
+        ax.text(0.5, 0.5, f"no {column} trace: {missing_trace_reason(runs[0], column)}",
+                transform=ax.transAxes, ha="center", va="center", fontsize=9, wrap=True)
     ax.set_ylabel(title)
     whose = f"; decisions: {first.label}" if first is not None and len(runs) > 1 else ""
     ax.set_title(f"({tag}) {title}, {_window_text(runs[0])}{whose}", fontsize=9, loc="left")

@@ -21,14 +21,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "plot", help="figures: run folders (fig. 9 traces, overlaid) or batch tables (quality curves)",
         description="Run folders: ViSQOL and PLCMOS over time with the controller's decisions, the "
                     "reference spectrogram, bitrate and loss (several folders overlay their traces). "
-                    ".csv tables (runs.csv): one line per system with 95%% confidence bands.")
+                    ".csv tables (runs.csv): one line per system with 95% confidence bands.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="run folder(s) and/or .csv table(s)")
     p.add_argument("--out", help="folder for the figures (default: the first run folder's plots/, "
                                  "or beside the table)")
     p.add_argument("--x", help="table column on the x axis (default: the loss coordinate, else payload_bps)")
     p.add_argument("--y", help="comma-separated table columns, one panel each (default: the quality "
                                "columns present: visqol, plcmos, wer, ...)")
-    p.add_argument("--by", help="comma-separated table columns, one line per value (default: system; "
-                                "'' for none)")
+    p.add_argument("--by", help="comma-separated table columns, one line per value (default: the system "
+                                "label, and the loss model when it varies; '' for none). Rows of different "
+                                "systems are never averaged together")
     p.set_defaults(fn=_plot)
     return p

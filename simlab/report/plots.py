@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from simlab.errors import UserError
+from simlab.out_path import check_out_dir
 from simlab.report.curves import curves_figure, default_by, default_x, default_ys, read_table
 from simlab.report.fig9 import fig9_figure
 from simlab.report.run_data import load_runs
@@ -17,13 +18,17 @@ FORMATS = ("png", "pdf")
 
 
 def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
-    """``out_dir/stem.png`` and ``.pdf``; returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """``out_dir/stem.png`` and ``.pdf``; returns the paths written. An OS refusal (permissions, a
+    full disk) is one line."""
     paths = []
-    for fmt in FORMATS:
-        p = out_dir / f"{stem}.{fmt}"
-        fig.savefig(p, dpi=150 if fmt == "png" else None)
-        paths.append(p)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for fmt in FORMATS:
+            p = out_dir / f"{stem}.{fmt}"
+            fig.savefig(p, dpi=150 if fmt == "png" else None)
+            paths.append(p)
+    except OSError as exc:
+        raise UserError(f"{out_dir}: cannot write the figure ({exc.strerror or exc})") from None
     return paths
 
 
@@ -61,10 +66,11 @@ def plot_path(paths: list[Path], out_dir: Path | None = None, x: str | None = No
     """Plot each input and return the files written.
 
     Run folders (all of them together) make one fig. 9 figure, their traces overlaid
-    (``fig9.png``/``.pdf`` in ``out_dir``, default the first folder's ``plots/``). Each
-    ``.csv`` table makes one curves figure (``<table>_<ys>_vs_<x>.png``/``.pdf``, default
-    beside the table): ``x`` one column, ``y`` and ``by`` column names (lists or
-    comma-separated); left out, they are detected from the columns (`simlab.report.curves`).
+    (``fig9.png``/``.pdf``, ``fig9_overlay.*`` for several, in ``out_dir``, default the first
+    folder's ``plots/``). Each ``.csv`` table makes one curves figure
+    (``<table>_<ys>_vs_<x>.png``/``.pdf``, default beside the table): ``x`` one column, ``y``
+    and ``by`` column names (lists or comma-separated); left out, they are detected from the
+    columns (`simlab.report.curves`).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -72,7 +78,9 @@ def plot_path(paths: list[Path], out_dir: Path | None = None, x: str | None = No
     folders, tables = _split(paths)
     if not tables and (x or y or by):
         raise UserError("--x, --y and --by apply to .csv tables; run folders have a fixed layout")
-    out = Path(out_dir) if out_dir is not None else None
+    out = check_out_dir(out_dir) if out_dir is not None else None
+    if out is None and folders:
+        check_out_dir(folders[0] / "plots")  # before any figure is drawn or written
     written: list[Path] = []
     if folders:
         fig = fig9_figure(load_runs(folders))

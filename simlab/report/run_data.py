@@ -8,7 +8,7 @@ frames.csv with the scenario's window settings (from manifest.json).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +32,24 @@ class RunData:
     mask_t: np.ndarray | None = None
     mask: np.ndarray | None = None
     reference: Path | None = None
+    scenario: dict = field(default_factory=dict)  # resolved, from manifest.json ({} if unreadable)
 
 
-def _window_settings(folder: Path) -> tuple[float, float]:
-    """(window_s, hop_s) of the scenario the run was made with (defaults 2.5 s, 0.5 s)."""
+def _scenario(folder: Path) -> dict:
+    """The resolved scenario the run was made with (manifest.json); empty when unreadable."""
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        w = manifest["scenario"]["windows"]
-        return float(w["window_s"]), float(w["hop_s"])
+        scenario = json.loads((folder / "manifest.json").read_text())["scenario"]
     except (OSError, KeyError, TypeError, ValueError):
+        return {}
+    return scenario if isinstance(scenario, dict) else {}
+
+
+def _window_settings(scenario: dict) -> tuple[float, float]:
+    """(window_s, hop_s) of the run's scenario (defaults 2.5 s, 0.5 s)."""
+    try:
+        w = scenario["windows"]
+        return float(w["window_s"]), float(w["hop_s"])
+    except (KeyError, TypeError, ValueError):
         return 2.5, 0.5
 
 
@@ -56,6 +65,7 @@ def load_run(folder: str | Path) -> RunData:
     if len(summary) == 0 or "duration_s" not in summary or "frames" not in summary:
         raise UserError(f"{folder}/summary.csv: lacks duration_s or frames")
     row = summary.iloc[0]
+    scenario = _scenario(folder)
     label = str(row["system"]) if "system" in summary else folder.name
     duration = float(row["duration_s"])
     frame_s = duration / max(1, int(row["frames"]) // max(1, int(row.get("flows", 1))))
@@ -64,12 +74,12 @@ def load_run(folder: str | Path) -> RunData:
         if not {"t_start_s", "t_end_s"} <= set(windows.columns):
             raise UserError(f"{folder}/windows.csv: lacks t_start_s / t_end_s")
     else:
-        starts, ends = window_grid(duration, *_window_settings(folder))
+        starts, ends = window_grid(duration, *_window_settings(scenario))
         windows = network_windows(folder, starts, ends)
     masks = read_masks(folder / "frames.csv", flow=0)
     ref = folder / "reference.wav"
     return RunData(folder, label, windows, frame_s, *(masks if masks is not None else (None, None)),
-                   reference=ref if ref.is_file() else None)
+                   reference=ref if ref.is_file() else None, scenario=scenario)
 
 
 def load_runs(folders: list[Path]) -> list[RunData]:
