@@ -86,3 +86,14 @@ def test_feedback_delay(tmp_path):
     ready = fr.capture_s + 0.08
     assert (fr.p_hat[ready < 2.1] == 0).all()
     assert (fr.p_hat[ready > 3] > 0).all()
+
+
+def test_feedback_never_reads_a_report_still_in_flight(tmp_path):
+    """With thousands of reports on the way back (1 ms interval, 2 s reverse delay) the sender
+    still sees only what has arrived: before the first report lands, nothing."""
+    out, _ = run(tmp_path, overrides=["network.forward.loss.p=0.3", "duration_s=6", "feedback.interval_s=0.001",
+                                      "network.reverse.delay_s=2.0"])
+    _, fr, _ = tables(out)
+    ready = fr.capture_s + 0.08
+    assert (fr.p_hat[ready < 2.0] == 0).all()
+    assert (fr.p_hat[ready > 3] > 0).all()  # and once they land, it hears of the loss

@@ -117,6 +117,7 @@ class Feedback:
         # What reached the sender: arrival times (increasing) and values.
         self._times: list[float] = [-math.inf]
         self._values: list[float] = [initial_p]
+        self._now = -math.inf  # simulated time of the latest call (calls come in time order)
         self.carried_bytes = 0
         self.sent = self.lost = 0
 
@@ -126,6 +127,7 @@ class Feedback:
 
     def catch_up(self, t: float) -> None:
         """Make every report due at or before ``t`` (they count arrivals strictly before)."""
+        self._now = t
         while self._k * self.interval_s <= t:
             self._report(self._k * self.interval_s)
             self._k += 1
@@ -168,6 +170,9 @@ class Feedback:
                         8 * self.report_bytes, -1, int(arrival != arrival), 0, 0))
 
     def _trim(self) -> None:
-        # Keep memory flat: only the last few reports can still matter.
-        del self._times[:512]
-        del self._values[:512]
+        # Keep memory flat: of the reports that arrived by now only the newest can still matter;
+        # those still in flight all may (a long reverse delay can hold more than 1024 of them).
+        i = bisect.bisect_right(self._times, self._now) - 1
+        if i > 0:
+            del self._times[:i]
+            del self._values[:i]
