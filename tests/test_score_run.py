@@ -32,8 +32,8 @@ def synthetic_run(tmp_path_factory):
 def _expected(packets: pd.DataFrame, frames: pd.DataFrame, t0: float, t1: float, flows: int = 1) -> dict:
     """The network columns of one window, the plain way: filter, sum, divide."""
     p = packets[(packets.send_s >= t0) & (packets.send_s < t1) & (packets.dropped == 0)]
-    media, fb = p[p.kind == "media"], p[p.kind == "feedback"]
-    sent = packets[(packets.send_s >= t0) & (packets.send_s < t1) & (packets.kind == "media")]
+    media, fb = p[p.kind != "feedback"], p[p.kind == "feedback"]  # forward: media and redundant
+    sent = packets[(packets.send_s >= t0) & (packets.send_s < t1) & (packets.kind != "feedback")]
     per = (t1 - t0) * flows
     pay = media.payload_bytes.sum() * 8 / per
     hdr = media.header_bytes.sum() * 8 / per
@@ -117,6 +117,17 @@ def test_two_flows_rates_are_per_flow(tmp_path):
     assert win.payload_bps[0] == pytest.approx(exp["payload_bps"])
     # the whole call by send time misses only the last packet (sent at the end): within one packet
     assert abs(win.payload_bps[0] - summary["payload_bps"]) <= 24 * 8 / 6 / 2 + 1e-9
+
+
+def test_redundant_packets_count_as_media_not_control(tmp_path):
+    """`redundancy: own` sends second copies in packets of their own: forward traffic, as in
+    summary.csv, not loss reports (they were counted as ctrl_bps)."""
+    out, summary = run(tmp_path, "eq24", ["duration_s=6", "system.redundant=2", "packetization.redundancy=own"])
+    win = network_windows(out, np.array([0.0]), np.array([6.0]))
+    assert win.ctrl_bps[0] == pytest.approx(summary["ctrl_bps"], rel=0.02)
+    # by send time the call misses the last group's two packets (sent at its end): 2 x 40 B
+    assert win.header_bps[0] == pytest.approx(summary["header_bps"], abs=2 * 40 * 8 / 6 + 1e-9)
+    assert win.packets_sent[0] == pytest.approx(summary["packets_sent"], abs=2)
 
 
 def test_masks_keep_leading_zeros(tmp_path):

@@ -94,7 +94,7 @@ def network_windows(folder: Path, starts: np.ndarray, ends: np.ndarray) -> pd.Da
       at a full queue never went out and are not counted, as in summary.csv);
       ``header_bps`` the media packets' RTP/UDP/IP headers; ``ctrl_bps`` the loss reports
       (header and payload); ``total_bps`` their sum (eq. 24, measured).
-    - ``packets_sent``: media packets sent in the window; ``loss_rate`` = (lost + dropped)
+    - ``packets_sent``: forward packets (media and redundant) sent in the window; ``loss_rate`` = (lost + dropped)
       / sent, ``late_rate`` = late / sent (NaN without packets).
     - ``p_hat_mean``: mean loss estimate the sender used for the frames captured in the window.
     - ``tokens_sent_mean`` / ``tokens_doubled_mean``: mean tokens per frame with mask ≥ 1 /
@@ -108,7 +108,7 @@ def network_windows(folder: Path, starts: np.ndarray, ends: np.ndarray) -> pd.Da
                   "frames table")
     n_flows = int(pk["flow"].max()) + 1 if len(pk) else 1
     per = length * n_flows
-    media = (pk["kind"] == "media").to_numpy()
+    media = (pk["kind"] != "feedback").to_numpy()  # forward packets: media and redundant, as summary.csv
     out = (pk["dropped"] == 0).to_numpy()
     bits_payload = np.where(media & out, pk["payload_bytes"].to_numpy() * 8, 0)
     bits_header = np.where(media & out, pk["header_bytes"].to_numpy() * 8, 0)
