@@ -149,6 +149,16 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
             s[5] += pkt.payload_bytes
         packets.add(_packet_row(pkt))
 
+    shared = None
+    if sc.network.bottleneck == "shared":
+        from simlab.sim.flow import loss_schedule
+        from simlab.sim.link import SharedLink
+
+        fwd = sc.network.forward
+        loss_seed, jitter_seed = seeds.spawn(2)  # after the flows' seeds: theirs stay as they were
+        shared = SharedLink(env, fwd.bandwidth_bps, fwd.delay_s,
+                            loss_schedule(fwd, np.random.default_rng(loss_seed), sc.path, "network.forward"),
+                            np.random.default_rng(jitter_seed), fwd.jitter_s, fwd.queue_packets)
     flows = []
     for i, fs in enumerate(flow_seeds):
         names = ["forward_loss", "forward_jitter", "reverse_loss", "reverse_jitter"]
@@ -159,8 +169,8 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
         flow = Flow(env, i, sc, system if i == 0 else build_system(
                         sc.system, np.random.default_rng(fs.spawn(1)[0]), device=device, seed=i),
                     tx_timer, rx_timer, headers, rngs, n_frames, source, record, packets.add, frames.add, play,
-                    sc.path)
-        if pcap is not None and i == 0:
+                    sc.path, forward=shared)
+        if pcap is not None:  # every flow (its own UDP ports and SSRC)
             flow.sender.tap = pcap.packet
         flows.append(flow)
     for f in flows:

@@ -158,6 +158,10 @@ class Network(Strict):
     rohc: Rohc = Rohc()
     forward: Link = Link()
     reverse: Link = Link()
+    # per_flow: each flow (call) has a forward link of its own with these settings; shared: the
+    # flows' forward packets cross one link (one FIFO, one bandwidth, one loss process), as calls
+    # through one bottleneck do. Reports go back on each flow's own reverse path either way.
+    bottleneck: Literal["per_flow", "shared"] = "per_flow"
 
 
 # -- systems (simlab/actors/) -------------------------------------------------------------------

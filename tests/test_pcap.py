@@ -33,3 +33,12 @@ def test_pcap_rtp_stream(tmp_path, headers):
     assert all(int(r[1]) == 8 + 12 + by_seq[int(r[0])] for r in rows)
     streams = tshark(out / "forward.pcap", "-q", "-z", "rtp,streams")
     assert f" {len(media)} " in streams or str(len(media)) in streams
+
+
+def test_pcap_holds_every_flow(tmp_path):
+    """Each call is its own RTP stream (UDP port 5004 + 2·flow, SSRC 0x51A0 + flow); it held flow 0 only."""
+    out, s = run(tmp_path, overrides=["outputs.pcap=true", "duration_s=6", "flows=2"])
+    pk, _, _ = tables(out)
+    fields = tshark(out / "forward.pcap", "-T", "fields", "-e", "udp.dstport").split()
+    media = pk[pk.kind != "feedback"]
+    assert sorted(fields) == sorted(str(5004 + 2 * f) for f in media.flow)

@@ -86,7 +86,9 @@ def score_run(sc, folder: str | Path) -> dict[str, float | str]:
         if n == "token_accuracy" and frames is None:
             out.update(_declined(n, f"frames.csv has no {' / '.join(TOKEN_COLUMNS)} (no token concealment)"))
         elif audio is None and n != "token_accuracy":
-            out.update(_declined(n, "the run has no reference.wav/received.wav"))
+            why = (f"{sc.flows} flows: audio is written for single-call runs only" if sc.flows > 1
+                   else "the run has no reference.wav/received.wav")
+            out.update(_declined(n, why))
         else:
             scored.append(n)
     if audio is None:

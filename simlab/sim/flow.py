@@ -11,7 +11,7 @@ from simlab.errors import UserError
 from simlab.actors.base import System, Timer
 from simlab.packets import RTCP_BYTES, HeaderProfile
 from simlab.sim.feedback import Feedback, make_estimator
-from simlab.sim.link import Link
+from simlab.sim.link import Link, SharedLink
 from simlab.sim.monitor import Monitor
 from simlab.sim.packetizer import Packetizer
 from simlab.sim.receiver import Receiver
@@ -40,14 +40,17 @@ class Flow:
                  rx_timer: Timer, headers: HeaderProfile, rngs: dict, n_frames: int,
                  audio: Callable[[int], object], record_packet: Callable, write_packet_row: Callable,
                  write_frame: Callable,
-                 play: Callable | None = None, resolve: Callable = lambda p: p):
+                 play: Callable | None = None, resolve: Callable = lambda p: p,
+                 forward: SharedLink | None = None):
         frame_s = system.frame_samples / system.sample_rate
         self.frame_s = frame_s
         self.monitor = Monitor(flow, frame_s, getattr(system, "algorithmic_delay_samples", 0) / system.sample_rate,
                                write_frame)
         fwd, rev = sc.network.forward, sc.network.reverse
-        self.forward = Link(env, fwd.bandwidth_bps, fwd.delay_s, loss_schedule(fwd, rngs["forward_loss"], resolve, "network.forward"),
-                            rngs["forward_jitter"], fwd.jitter_s, fwd.queue_packets)
+        # ``forward``: the bottleneck the flows share (network.bottleneck: shared); else a link of its own
+        self.forward = forward if forward is not None else Link(
+            env, fwd.bandwidth_bps, fwd.delay_s, loss_schedule(fwd, rngs["forward_loss"], resolve, "network.forward"),
+            rngs["forward_jitter"], fwd.jitter_s, fwd.queue_packets)
         fb = sc.feedback
         overhead = RTCP_BYTES + headers.ip_udp_bytes() if fb.accounting == "rtcp" else 0
         self.feedback = Feedback(fb.interval_s, fb.report_bytes, overhead, make_estimator(fb.estimator, fb.initial_p),
@@ -64,9 +67,12 @@ class Flow:
                                  sc.receiver.playout_delay_s, lookahead, play)
         # Wiring by assignment.
         self.sender.out = self.forward.put
-        self.forward.out = self.receiver.put
         self._record_packet = record_packet
-        self.forward.record = self._forward_fate
+        if isinstance(self.forward, SharedLink):
+            self.forward.attach(flow, self.receiver.put, self._forward_fate)
+        else:
+            self.forward.out = self.receiver.put
+            self.forward.record = self._forward_fate
         self.duration_s = n_frames * frame_s
 
     def _forward_fate(self, pkt) -> None:

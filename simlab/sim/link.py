@@ -62,3 +62,18 @@ class Link:
     def _arrive(self, pkt: Packet) -> None:
         self.out(pkt)
         self.record(pkt)
+
+
+class SharedLink(Link):
+    """One link that several flows cross (a bottleneck): their packets share its FIFO, bandwidth
+    and loss process, and each goes on to its own flow's receiver and record."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._outs: dict[int, Callable[[Packet], None]] = {}
+        self._records: dict[int, Callable[[Packet], None]] = {}
+        self.out = lambda pkt: self._outs[pkt.flow](pkt)
+        self.record = lambda pkt: self._records[pkt.flow](pkt)
+
+    def attach(self, flow: int, out: Callable[[Packet], None], record: Callable[[Packet], None]) -> None:
+        self._outs[flow], self._records[flow] = out, record
