@@ -8,7 +8,6 @@ import socket
 import struct
 
 import dpkt
-import numpy as np
 
 from simlab.packets import mask_indices
 
@@ -20,7 +19,7 @@ PAYLOAD_TYPE = 96  # dynamic
 
 def pack_units(contents, encoded) -> bytes:
     chunks: list[bytes] = []
-    bits: list[np.ndarray] = []
+    acc = width = 0  # the bit string so far, as one int (MSB first), and its length
     seen = set()
     for frame, mask, _n, _b in contents:
         enc = encoded[frame]
@@ -31,17 +30,15 @@ def pack_units(contents, encoded) -> bytes:
             seen.add(frame)
             sent = int((enc.copies > 0).sum())
             doubled = int((enc.copies > 1).sum())
-            side = (sent << 4 | doubled) & ((1 << enc.side_bits) - 1)
-            bits.append(_bits(side, enc.side_bits))
+            w = int(enc.side_bits)
+            acc, width = acc << w | ((sent << 4 | doubled) & ((1 << w) - 1)), width + w
         for i in mask_indices(mask):
-            bits.append(_bits(int(enc.payload[i]), int(enc.unit_bits[i])))
-    if bits:
-        chunks.append(np.packbits(np.concatenate(bits)).tobytes())
+            w = int(enc.unit_bits[i])
+            acc, width = acc << w | (int(enc.payload[i]) & ((1 << w) - 1)), width + w
+    if width:
+        pad = -width % 8  # zero bits to the byte boundary, as np.packbits would
+        chunks.append((acc << pad).to_bytes((width + pad) // 8, "big"))
     return b"".join(chunks)
-
-
-def _bits(value: int, width: int) -> np.ndarray:
-    return ((value >> np.arange(width - 1, -1, -1)) & 1).astype(np.uint8)
 
 
 class PcapTap:
@@ -69,9 +66,6 @@ class PcapTap:
                             p=dpkt.ip.IP_PROTO_UDP, ttl=64, data=udp)
             ip.len = len(ip)
             etype = dpkt.ethernet.ETH_TYPE_IP
-        if not self.ipv6:
-            ip.sum = 0
-            ip = dpkt.ip.IP(bytes(ip))  # computes the checksum
         eth = dpkt.ethernet.Ethernet(src=b"\x02\x00\x00\x00\x00\x01", dst=b"\x02\x00\x00\x00\x00\x02",
                                      type=etype, data=ip)
         self._w.writepkt(bytes(eth), ts=EPOCH + pkt.send_s)
