@@ -151,6 +151,9 @@ def moshiko_profile(source: str) -> Profile:
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             raise UserError(f"moshiko folder {folder}: missing {', '.join(missing)}")
+    elif _looks_like_path(source):
+        raise UserError(f"moshiko folder {source}: not found (a folder holding {MOSHIKO_MIMI_FILE} and "
+                        f"{MOSHIKO_LM_FILE}, or a hub repo id such as {MOSHIKO_REPO})")
     else:
         files = [_hub_file(source, f) for f in (MOSHIKO_MIMI_FILE, MOSHIKO_LM_FILE)]
     lm_kwargs = lm_config.MOSHIKO_LM_KWARGS
@@ -160,6 +163,11 @@ def moshiko_profile(source: str) -> Profile:
                    trained=True, lm_dtype=MOSHIKO_LM_DTYPE, source=str(source))
 
 
+def _looks_like_path(source: str) -> bool:
+    """A folder the user meant, not a hub repo id (``owner/name``: one slash, no leading . ~ /)."""
+    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or (os.sep != "/" and os.sep in source)
+
+
 def _hub_file(repo: str, filename: str) -> Path:
     from huggingface_hub import hf_hub_download
 
@@ -167,6 +175,10 @@ def _hub_file(repo: str, filename: str) -> Path:
         return Path(hf_hub_download(repo, filename, local_files_only=True))
     except Exception:
         pass
+    offline = _hub_offline_reason()
+    if offline:  # fail at once: the download would retry for ~20 s, warning at each try
+        raise UserError(f"moshiko: {filename} of the Hugging Face hub repo {repo!r} is not in the local cache "
+                        f"and {offline}; download the repo and use 'moshiko:<folder>'")
     try:
         return Path(hf_hub_download(repo, filename))
     except Exception as exc:
@@ -174,6 +186,30 @@ def _hub_file(repo: str, filename: str) -> Path:
         raise UserError(f"moshiko: cannot get {filename} from the Hugging Face hub repo {repo!r} "
                         f"({type(exc).__name__}: {reason}); download the repo and use "
                         f"'moshiko:<folder>'") from None
+
+
+_PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+
+def _hub_offline_reason(timeout_s: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (HF_HUB_OFFLINE, or no connection to its endpoint within
+    ``timeout_s``), or None. Behind a proxy the download itself is left to find out."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return None
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"the hub ({url.hostname}) is unreachable ({type(exc).__name__})"
+    return None
 
 
 def read_profile_folder(folder: Path, name: str | None = None) -> Profile:

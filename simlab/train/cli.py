@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -58,10 +60,15 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+#: Config keys naming folders a recipe writes (``stage_dir``: `train lm`'s staging profile;
+#: ``ship_dir``: `train controller`'s shipped profile, when set).
+FOLDER_KEYS = ("out_dir", "cache_dir", "stage_dir", "ship_dir")
+
+
 def _folders(config: dict) -> list[Path]:
-    """The folders the recipe writes (``out_dir``, ``cache_dir``), checked before any speech or
-    model is loaded, so a bad one fails at once and not at the first checkpoint."""
-    keys = [k for k in ("out_dir", "cache_dir") if config.get(k) is not None]
+    """The folders the recipe writes (`FOLDER_KEYS`), checked before any speech or model is
+    loaded, so a bad one fails at once and not at the first checkpoint or after training."""
+    keys = [k for k in FOLDER_KEYS if config.get(k) is not None]
     for key in keys:
         if not isinstance(config[key], str):
             raise UserError(f"config {key}={config[key]!r}: must be a folder path")
@@ -103,12 +110,25 @@ def _run_recipe(args: argparse.Namespace, config: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m simlab.train``: errors, Ctrl-C and SIGTERM end it as they end `simlab train`
+    (one line, exit status 2, 130 or 143; the checkpoint stays for ``--resume``)."""
+    from simlab.cli import Terminated, _terminate
+
     parser = argparse.ArgumentParser(prog="python -m simlab.train")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
     args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    # signal handlers belong to the main thread (main() may also be called from another one)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.fn(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print("simlab: interrupted", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

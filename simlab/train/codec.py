@@ -132,12 +132,17 @@ def set_unused_checks(mimi, values: list[int]) -> None:
 
 
 def check(config: dict) -> None:
-    for key, low, high, integer in (("steps", 1, 10**7, True), ("batch", 1, 4096, True),
+    cfg.check_training(config)
+    for key, low, high, integer in (("batch", 1, 4096, True),
                                     ("segment_frames", 2, 10**4, True), ("lr", 1e-7, 1.0, False),
                                     ("full_rate", 0.0, 1.0, False),
-                                    ("no_quantization_rate", 0.0, 1.0, False), ("max_minutes", 0.01, 10**5, False),
-                                    ("checkpoint_every", 1, 10**7, True), ("seed", 0, 2**32 - 1, True)):
+                                    ("no_quantization_rate", 0.0, 1.0, False), ("max_minutes", 0.01, 10**5, False)):
         cfg.check_range(config, key, low, high, integer)
+    betas = config["betas"]
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        from simlab.errors import UserError
+
+        raise UserError(f"config betas={betas!r}: [beta1, beta2], each in [0, 1)")
 
 
 def train_codec(config: dict, resume: bool = False) -> Path:
@@ -166,12 +171,12 @@ def train_codec(config: dict, resume: bool = False) -> Path:
         for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
             rvq.no_quantization_rate = config["no_quantization_rate"]
         opt = make_optimizer(mimi.parameters(), config["lr"], config["weight_decay"], config["betas"])
+        plan = StepPlan.from_config(config)
         start = 0
         if resume:
-            start, extra = load_state(out_dir, {"mimi": mimi}, opt, rng)
+            start, extra = load_state(out_dir, {"mimi": mimi}, opt, rng, plan)
             drop_codebook_cache(mimi)
             set_unused_checks(mimi, extra["unused_checks"])
-        plan = StepPlan.from_config(config)
         sched = lr_schedule(opt, config["warmup"], plan, start)
 
         def step(i: int) -> dict[str, float]:
@@ -193,7 +198,7 @@ def train_codec(config: dict, resume: bool = False) -> Path:
         t0 = time.perf_counter()
         train_loop(plan, start, step,
                    lambda s: save_state(out_dir, s, {"mimi": mimi}, opt, rng,
-                                        {"unused_checks": get_unused_checks(mimi)}),
+                                        {"unused_checks": get_unused_checks(mimi)}, plan),
                    config["checkpoint_every"], "train codec", out_dir / "log.jsonl")
         mimi.eval()
         for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):

@@ -24,6 +24,7 @@ import torch
 
 from simlab.errors import UserError
 from simlab.models.lora import add_lora, save_lora
+from simlab.models.profiles import get_profile
 from simlab.train import config as cfg
 from simlab.train.erasures import check_erasure_config, draw_lost
 from simlab.train.lm_io import depth_weights, teacher_forced
@@ -35,20 +36,19 @@ from simlab.train.tokens import cached_tokens, codec_key, token_batch
 ADAPTER_DIR = "adapter"
 
 
-def load_base(profile_name: str, device: str, seed: int):
-    """(Mimi, base LM without any adapter, profile) of a profile; the profile's own LoRA
-    adapter (if any) is returned in ``profile.lora_adapter`` but not merged."""
+def load_base(profile, device: str, seed: int):
+    """(Mimi, base LM without any adapter) of ``profile``; the profile's own LoRA adapter (if
+    any, in ``profile.lora_adapter``) is not merged."""
     from simlab.models import profiles
 
-    profile = profiles.get_profile(profile_name)
     base = dataclasses.replace(profile, lora_adapter=None)
     parts: list[str] = []
     mimi = profiles._load_mimi(base, device, seed, parts)
     lm = profiles._load_lm(base, device, seed, parts)
     if parts:
-        raise UserError(f"profile {profile_name!r}: no trained weights for {', '.join(parts)}; "
+        raise UserError(f"profile {profile.name!r}: no trained weights for {', '.join(parts)}; "
                         f"training on random models is meaningless")
-    return mimi, lm, profile
+    return mimi, lm
 
 
 def attach_adapter(lm, start: str | Path | None, rank: int, alpha: int):
@@ -69,10 +69,10 @@ def fill_from_predictions(lm, codes: torch.Tensor, arrived: torch.Tensor) -> tor
 
 
 def check(config: dict) -> None:
-    for key, low, high, integer in (("steps", 1, 10**7, True), ("batch", 1, 4096, True), ("frames", 4, 10**5, True),
-                                    ("lr", 1e-9, 1.0, False), ("rank", 1, 4096, True),
-                                    ("received_weight", 0.0, 10.0, False), ("checkpoint_every", 1, 10**7, True),
-                                    ("seed", 0, 2**32 - 1, True)):
+    cfg.check_training(config)
+    for key, low, high, integer in (("batch", 1, 4096, True), ("frames", 4, 10**5, True),
+                                    ("lr", 1e-9, 1.0, False), ("rank", 1, 4096, True), ("alpha", 1, 10**6, True),
+                                    ("received_weight", 0.0, 10.0, False), ("max_minutes", 0.01, 10**5, False)):
         cfg.check_range(config, key, low, high, integer)
     check_erasure_config(config["erasures"])
 
@@ -82,7 +82,8 @@ def train_lora(config: dict, resume: bool = False) -> Path:
     check(config)
     device, out_dir, rng = prepare(config)
     with seeded_torch(config["seed"], device):
-        mimi, lm, profile = load_base(config["profile"], device, config["seed"])
+        profile = get_profile(config["profile"])
+        mimi, lm = load_base(profile, device, config["seed"])
         streams = cached_tokens(mimi, codec_key(profile.mimi_checkpoint, profile.name), config["data"],
                                 config["max_minutes"], config["seed"], config["cache_dir"])
         del mimi
@@ -90,8 +91,8 @@ def train_lora(config: dict, resume: bool = False) -> Path:
         model.train()
         weights = depth_weights(config["lambda_semantic"], config["lambda_acoustic"], lm.dep_q)
         opt = make_optimizer(model.parameters(), config["lr"], config["weight_decay"])
-        start = load_state(out_dir, {"lora": model}, opt, rng)[0] if resume else 0
         plan = StepPlan.from_config(config)
+        start = load_state(out_dir, {"lora": model}, opt, rng, plan)[0] if resume else 0
         sched = lr_schedule(opt, config["warmup"], plan, start)
 
         def step(i: int) -> dict[str, float]:
@@ -116,7 +117,7 @@ def train_lora(config: dict, resume: bool = False) -> Path:
                     "lost_acc": (hits / mask.sum().clamp_min(1)).item()}
 
         t0 = time.perf_counter()
-        train_loop(plan, start, step, lambda s: save_state(out_dir, s, {"lora": model}, opt, rng),
+        train_loop(plan, start, step, lambda s: save_state(out_dir, s, {"lora": model}, opt, rng, plan=plan),
                    config["checkpoint_every"], "train lora", out_dir / "log.jsonl")
         folder = save_lora(model, out_dir / ADAPTER_DIR)
         (out_dir / "time.txt").write_text(f"{time.perf_counter() - t0:.1f} s for steps {start}..{plan.steps}\n")

@@ -42,14 +42,67 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: dict[str
     return config
 
 
+#: Keys that may be null whatever their shipped value (and the type they take otherwise).
+NULLABLE = {"budget_s": (int, float), "init": str, "lora": str, "ship_dir": str}
+#: Keys shipped as whole numbers that take any real number.
+REAL = {"max_minutes", "erasures.burst", "burst.length", "silence_db", "speech_db"}
+
+
 def _merge(config: dict, layer: dict, where: str, prefix: str) -> None:
     for key, value in layer.items():
         if key not in config:
             raise UserError(f"{where}: unknown key {prefix}{key} (allowed: {', '.join(sorted(config))})")
-        if isinstance(config[key], dict) and isinstance(value, dict):
+        if isinstance(config[key], dict) and config[key] and isinstance(value, dict):
             _merge(config[key], value, where, f"{prefix}{key}.")
         else:
+            check_type(config[key], value, f"{prefix}{key}", where)
             config[key] = copy.deepcopy(value)
+
+
+def check_type(default: Any, value: Any, key: str, where: str) -> None:
+    """`UserError` unless ``value`` has the type of the shipped ``default`` of ``key`` (the
+    recipes' range checks assume it: a string where a number belongs would otherwise fail
+    deep inside training with a traceback)."""
+    if value is None and (default is None or key in NULLABLE):
+        return
+    expected = _expected(default, key)
+    if expected is not None and not _is(value, expected):
+        raise UserError(f"{where}: config {key}={value!r}: must be {_describe(expected)}")
+    if isinstance(default, list) and default:  # elements typed like the shipped first one
+        for i, item in enumerate(value):
+            check_type(default[0], item, f"{key}[{i}]", where)
+
+
+def _expected(default: Any, key: str) -> type | tuple | None:
+    if default is None:
+        return NULLABLE.get(key)
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, (int, float)):
+        return int if isinstance(default, int) and key.split("[")[0] not in REAL else (int, float)
+    return dict if isinstance(default, dict) else list if isinstance(default, (list, tuple)) else type(default)
+
+
+def _is(value: Any, expected: type | tuple) -> bool:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in kinds:
+        return False  # YAML's true/false are no numbers here
+    return isinstance(value, kinds)
+
+
+def _describe(expected: type | tuple) -> str:
+    names = {bool: "true or false", int: "an int", str: "a string", dict: "a mapping", list: "a list",
+             (int, float): "a number"}
+    return names.get(expected, getattr(expected, "__name__", str(expected)))
+
+
+def check_training(config: dict) -> None:
+    """Range checks of the keys every training recipe shares."""
+    for key, low, high, integer in (("steps", 1, 10**7, True), ("checkpoint_every", 1, 10**7, True),
+                                    ("warmup", 0, 10**7, True), ("seed", 0, 2**32 - 1, True),
+                                    ("threads", 0, 1024, True), ("grad_clip", 1e-9, 1e9, False),
+                                    ("weight_decay", 0.0, 10.0, False)):
+        check_range(config, key, low, high, integer)
 
 
 def check_range(config: dict, key: str, low: float, high: float, integer: bool = False) -> None:

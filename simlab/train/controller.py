@@ -55,8 +55,10 @@ import torch
 import torch.nn.functional as F
 
 from simlab.actors.controller import AdaptiveController, hard_mask, soft_step
+from simlab.errors import UserError
 from simlab.models.checkpoint import save_state_dict
 from simlab.train import config as cfg
+from simlab.models.profiles import get_profile
 from simlab.train.conceal import ADAPTER_DIR, attach_adapter, fill_from_predictions, load_base
 from simlab.train.lm_io import depth_weights, teacher_forced
 from simlab.train.state import StepPlan, load_state, lr_schedule, prepare, save_state, seeded_torch, train_loop
@@ -127,25 +129,46 @@ def eq20_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, 
 
 
 def check(config: dict) -> None:
-    for key, low, high, integer in (("steps", 1, 10**7, True), ("batch", 1, 4096, True), ("frames", 4, 10**5, True),
+    cfg.check_training(config)
+    for key, low, high, integer in (("batch", 1, 4096, True), ("frames", 4, 10**5, True),
                                     ("lr", 1e-9, 1.0, False), ("lr_adapter", 1e-9, 1.0, False), ("p_gain", 0.0, 1e3, False),
-                                    ("lr_lora", 0.0, 1.0, False),
+                                    ("lr_lora", 0.0, 1.0, False), ("rank", 1, 4096, True), ("alpha", 1, 10**6, True),
                                     ("gamma", 0.0, 100.0, False), ("loss_rate", 0.0, 1.0, False),
                                     ("p_min", 0.0, 0.99, False), ("p_max", 0.0, 0.99, False),
-                                    ("tau", 1e-3, 1e3, False), ("checkpoint_every", 1, 10**7, True),
-                                    ("seed", 0, 2**32 - 1, True)):
+                                    ("tau", 1e-3, 1e3, False), ("max_minutes", 0.01, 10**5, False)):
         cfg.check_range(config, key, low, high, integer)
-    lo, hi = config["quantizers"]
-    if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi <= 16):
-        from simlab.errors import UserError
-
-        raise UserError(f"config quantizers={config['quantizers']!r}: [low, high] ints with 1 <= low <= high <= 16")
+    if config["p_min"] > config["p_max"]:
+        raise UserError(f"config p_min={config['p_min']!r}, p_max={config['p_max']!r}: need p_min <= p_max")
+    quantizers = config["quantizers"]
+    if not (len(quantizers) == 2 and 1 <= quantizers[0] <= quantizers[1] <= 16):
+        raise UserError(f"config quantizers={quantizers!r}: [low, high] ints with 1 <= low <= high <= 16 "
+                        f"(L is drawn from this range per example)")
     start = config["start_importances"]
-    if not (isinstance(start, list) and len(start) == 2
-            and all(isinstance(v, (int, float)) and 0.0 < v < 1.0 for v in start)):
-        from simlab.errors import UserError
-
+    if not (len(start) == 2 and all(0.0 < v < 1.0 for v in start)):
         raise UserError(f"config start_importances={start!r}: [I_s, I_c], each strictly between 0 and 1")
+    lora = config["lora"]
+    if lora is not None and not (Path(lora).expanduser() / "adapter_config.json").is_file():
+        raise UserError(f"config lora={lora!r}: no LoRA adapter folder there (adapter_config.json); "
+                        f"give the `train lora` output's adapter folder, or null")
+
+
+def check_ship(config: dict, profile) -> None:
+    """`ship.ship` packages the small profile (its Mimi layout, a float32 LM stored in float16,
+    the name ``small``): refuse ``ship_dir`` for any other base before training, not after."""
+    from simlab.models.mimi_config import small_mimi_kwargs
+
+    if config["ship_dir"] is not None and (profile.mimi_kwargs != small_mimi_kwargs()
+                                           or profile.lm_dtype != "float32"):
+        raise UserError(f"config ship_dir={config['ship_dir']!r}: ship_dir packages the small profile only, and "
+                        f"profile {config['profile']!r} is not one; set ship_dir: null and use the trained "
+                        f"<out_dir>/adapter and controller.safetensors from a profile.yaml (docs/models.md)")
+
+
+def new_controller(config: dict) -> AdaptiveController:
+    try:
+        return AdaptiveController(**config["controller_kwargs"], seed=config["seed"])
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"config controller_kwargs={config['controller_kwargs']!r}: {exc}") from None
 
 
 def warm_start(controller: AdaptiveController, start: list[float], p_gain: float) -> None:
@@ -161,9 +184,11 @@ def warm_start(controller: AdaptiveController, start: list[float], p_gain: float
 def train_controller(config: dict, resume: bool = False) -> Path:
     """Run stage 2; returns ``<out_dir>/controller.safetensors`` (adapter in ``<out_dir>/adapter``)."""
     check(config)
+    profile = get_profile(config["profile"])
+    check_ship(config, profile)
     device, out_dir, rng = prepare(config)
     with seeded_torch(config["seed"], device):
-        mimi, lm, profile = load_base(config["profile"], device, config["seed"])
+        mimi, lm = load_base(profile, device, config["seed"])
         streams, latents = cached_tokens(mimi, codec_key(profile.mimi_checkpoint, profile.name), config["data"],
                                          config["max_minutes"], config["seed"], config["cache_dir"], latents=True)
         del mimi
@@ -173,7 +198,7 @@ def train_controller(config: dict, resume: bool = False) -> Path:
         for name, param in model.named_parameters():
             param.requires_grad_(train_lora and "lora_" in name)
         model.train()
-        controller = AdaptiveController(**config["controller_kwargs"], seed=config["seed"]).to(device).train()
+        controller = new_controller(config).to(device).train()
         warm_start(controller, config["start_importances"], config["p_gain"])
         groups = [{"params": list(controller.extractor.parameters()), "lr": config["lr"]},
                   {"params": list(controller.adapter.parameters()), "lr": config["lr_adapter"]}]
@@ -181,8 +206,8 @@ def train_controller(config: dict, resume: bool = False) -> Path:
             groups.append({"params": [p for p in model.parameters() if p.requires_grad], "lr": config["lr_lora"]})
         opt = torch.optim.AdamW(groups, weight_decay=config["weight_decay"])
         modules = {"controller": controller, "lora": model}
-        start = load_state(out_dir, modules, opt, rng)[0] if resume else 0
         plan = StepPlan.from_config(config)
+        start = load_state(out_dir, modules, opt, rng, plan)[0] if resume else 0
         sched = lr_schedule(opt, config["warmup"], plan, start)
         weights = depth_weights(config["lambda_semantic"], config["lambda_acoustic"], lm.dep_q)
         lo, hi = config["quantizers"]
@@ -220,7 +245,7 @@ def train_controller(config: dict, resume: bool = False) -> Path:
                     "i_s": i_s.mean().item(), "i_c": i_c.mean().item(), "grad_ctrl": grad_ctrl.item()}
 
         t0 = time.perf_counter()
-        train_loop(plan, start, step, lambda s: save_state(out_dir, s, modules, opt, rng),
+        train_loop(plan, start, step, lambda s: save_state(out_dir, s, modules, opt, rng, plan=plan),
                    config["checkpoint_every"], "train controller", out_dir / "log.jsonl")
         controller.eval()
         path = out_dir / WEIGHTS_FILE

@@ -107,10 +107,13 @@ def check(config: dict) -> None:
     cfg.check_range(config, "val_fraction", 0.0, 0.5)
     cfg.check_range(config, "val_batches", 1, 1000, integer=True)
     cfg.check_range(config, "eval_every", 1, 10**7, integer=True)
-    for key, low, high, integer in (("steps", 1, 10**7, True), ("batch", 1, 4096, True), ("frames", 4, 10**5, True),
-                                    ("lr", 1e-8, 1.0, False), ("max_minutes", 0.01, 10**5, False),
-                                    ("checkpoint_every", 1, 10**7, True), ("seed", 0, 2**32 - 1, True)):
+    cfg.check_training(config)
+    for key, low, high, integer in (("batch", 1, 4096, True), ("frames", 4, 10**5, True),
+                                    ("lr", 1e-8, 1.0, False), ("max_minutes", 0.01, 10**5, False)):
         cfg.check_range(config, key, low, high, integer)
+    for key, value in config["lm_kwargs"].items():
+        if not isinstance(value, bool) and isinstance(value, int) and value < 1:
+            raise UserError(f"config lm_kwargs.{key}={value!r}: must be >= 1")
 
 
 def train_lm(config: dict, resume: bool = False) -> Path:
@@ -129,10 +132,10 @@ def train_lm(config: dict, resume: bool = False) -> Path:
         lm = build_lm(kwargs, device=device, seed=config["seed"]).train()
         weights = depth_weights(config["lambda_semantic"], config["lambda_acoustic"], lm.dep_q)
         opt = make_optimizer(lm.parameters(), config["lr"], config["weight_decay"])
-        start, extra = load_state(out_dir, {"lm": lm}, opt, rng) if resume else (0, {})
+        plan = StepPlan.from_config(config)
+        start, extra = load_state(out_dir, {"lm": lm}, opt, rng, plan) if resume else (0, {})
         best = {"val": extra.get("best_val", float("inf"))}
         best_path = out_dir / BEST_FILE
-        plan = StepPlan.from_config(config)
         sched = lr_schedule(opt, config["warmup"], plan, start)
 
         def step(i: int) -> dict[str, float]:
@@ -154,7 +157,8 @@ def train_lm(config: dict, resume: bool = False) -> Path:
             return stats
 
         t0 = time.perf_counter()
-        train_loop(plan, start, step, lambda s: save_state(out_dir, s, {"lm": lm}, opt, rng, {"best_val": best["val"]}),
+        train_loop(plan, start, step,
+                   lambda s: save_state(out_dir, s, {"lm": lm}, opt, rng, {"best_val": best["val"]}, plan),
                    config["checkpoint_every"], "train lm", out_dir / "log.jsonl")
         lm.eval()
         path = out_dir / WEIGHTS_FILE

@@ -60,27 +60,72 @@ def file_hash(path: str | Path, length: int = 16) -> str:
 
 
 def save_state(out_dir: Path, step: int, modules: dict[str, torch.nn.Module],
-               optimizer: torch.optim.Optimizer, rng: np.random.Generator, extra: dict | None = None) -> None:
+               optimizer: torch.optim.Optimizer, rng: np.random.Generator, extra: dict | None = None,
+               plan: "StepPlan | None" = None) -> None:
     """Write the training checkpoint atomically (a crash mid-write leaves the previous one)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {
         "step": step,
-        "modules": {k: m.state_dict() for k, m in modules.items()},
+        "modules": {k: trained_state(m) for k, m in modules.items()},
         "optimizer": optimizer.state_dict(),
         "numpy_rng": json.dumps(rng.bit_generator.state),
+        "numpy_seed_seq": json.dumps(_seed_seq_state(rng)),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else torch.zeros(0, dtype=torch.uint8),
         "extra": json.dumps(extra or {}),
+        "plan": json.dumps(plan.state() if plan is not None else {}),
     }
     tmp = out_dir / (STATE_FILE + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, out_dir / STATE_FILE)
 
 
+def trained_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s state dict without its frozen parameters: a resumed run rebuilds those
+    exactly as the first run did (from the seed or the profile's files), and a LoRA
+    checkpoint of Moshi-7B would otherwise carry the 15 GB base model every time.
+    Buffers stay (the codec's codebook statistics change while it trains)."""
+    frozen = {name for name, p in module.named_parameters() if not p.requires_grad}
+    return {k: v for k, v in module.state_dict().items() if k not in frozen}
+
+
+def _load_trained_state(module: torch.nn.Module, saved: dict[str, torch.Tensor], key: str, path: Path) -> None:
+    """Load what `trained_state` wrote; every entry it would write now must be there."""
+    missing = sorted(set(trained_state(module)) - set(saved))
+    if missing:
+        raise UserError(f"{path}: the checkpoint's {key} lacks trained tensors ({', '.join(missing[:3])}); "
+                        f"it was written by another configuration")
+    try:
+        module.load_state_dict(saved, strict=False)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: the checkpoint's {key} does not fit ({str(exc).splitlines()[0][:160]})") from None
+
+
+def _seed_seq_state(rng: np.random.Generator) -> dict:
+    """The generator's seed sequence, whose spawn counter ``bit_generator.state`` leaves out:
+    `Generator.spawn` (the Gilbert-Elliott channels of burst erasures) derives its children
+    from it, so a resumed run must go on counting where the first one stopped."""
+    seq = rng.bit_generator.seed_seq
+    return {"entropy": str(seq.entropy), "spawn_key": list(seq.spawn_key), "pool_size": seq.pool_size,
+            "n_children_spawned": seq.n_children_spawned}
+
+
+def _restore_seed_seq(rng: np.random.Generator, saved: dict, path: Path) -> None:
+    """Advance ``rng``'s spawn counter (a fresh generator of the same seed) to the saved one."""
+    seq = rng.bit_generator.seed_seq
+    mine = _seed_seq_state(rng)
+    if any(mine[k] != saved[k] for k in ("entropy", "spawn_key", "pool_size")):
+        raise UserError(f"{path}: the checkpoint was written with another seed; resume with the seed it used")
+    if saved["n_children_spawned"] < seq.n_children_spawned:
+        raise UserError(f"{path}: cannot resume: the generator already spawned more children than the checkpoint's")
+    seq.spawn(saved["n_children_spawned"] - seq.n_children_spawned)  # only the counter matters
+
+
 def load_state(out_dir: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
-               rng: np.random.Generator) -> tuple[int, dict]:
-    """Restore a checkpoint written by `save_state` into ``modules``, ``optimizer`` and ``rng``
-    (and torch's generator); returns (step, extra). `UserError` if there is none."""
+               rng: np.random.Generator, plan: "StepPlan | None" = None) -> tuple[int, dict]:
+    """Restore a checkpoint written by `save_state` into ``modules``, ``optimizer``, ``rng``
+    (and torch's generator) and ``plan`` (a budget's fixed step count); returns (step, extra).
+    `UserError` if there is none."""
     path = out_dir / STATE_FILE
     if not path.is_file():
         raise UserError(f"--resume: no checkpoint {path} (run without --resume first)")
@@ -89,12 +134,16 @@ def load_state(out_dir: Path, modules: dict[str, torch.nn.Module], optimizer: to
     except Exception as exc:
         raise UserError(f"{path}: cannot read the training checkpoint ({str(exc).splitlines()[0][:160]})") from None
     for key, module in modules.items():
-        module.load_state_dict(state["modules"][key])
+        _load_trained_state(module, state["modules"][key], key, path)
     optimizer.load_state_dict(state["optimizer"])
     rng.bit_generator.state = json.loads(state["numpy_rng"])
+    if "numpy_seed_seq" in state:  # (absent from checkpoints written before it was kept)
+        _restore_seed_seq(rng, json.loads(state["numpy_seed_seq"]), path)
     torch.set_rng_state(state["torch_rng"])
     if torch.cuda.is_available() and state["cuda_rng"].numel():
         torch.cuda.set_rng_state(state["cuda_rng"])
+    if plan is not None:
+        plan.restore(json.loads(state.get("plan", "{}")))
     return int(state["step"]), json.loads(state["extra"])
 
 
@@ -111,6 +160,12 @@ class StepPlan:
 
     def __init__(self, steps: int, budget_s: float | None = None, probe: int = 20):
         self.steps, self.budget_s, self.probe = int(steps), budget_s, int(probe)
+        self.fitted = False  # ``steps`` fixed by the budget (after the probe)
+
+    @property
+    def probing(self) -> bool:
+        """Whether the loop still has to time steps to fix ``steps``."""
+        return self.budget_s is not None and not self.fitted
 
     @classmethod
     def from_config(cls, config: dict) -> "StepPlan":
@@ -123,6 +178,18 @@ class StepPlan:
         """Fix ``steps`` after ``done`` steps in ``elapsed_s`` at ``per_step_s`` each."""
         left = max(0.0, self.budget_s - elapsed_s)
         self.steps = min(self.steps, done + max(1, int(left / max(per_step_s, 1e-9))))
+        self.fitted = True
+
+    def state(self) -> dict:
+        """What a checkpoint keeps: a budget's fixed step count (timing is not reproducible,
+        so a resumed run must not probe again)."""
+        return {"steps": self.steps, "fitted": self.fitted}
+
+    def restore(self, saved: dict) -> None:
+        """Take a checkpoint's fixed step count (when this run has a budget too; a later
+        ``steps`` that is smaller still wins)."""
+        if self.budget_s is not None and saved.get("fitted"):
+            self.steps, self.fitted = min(self.steps, int(saved["steps"])), True
 
 
 def lr_schedule(opt: torch.optim.Optimizer, warmup: int, plan: StepPlan, start: int):
@@ -153,6 +220,8 @@ def train_loop(plan: StepPlan, start: int, step_fn: Callable[[int], dict[str, fl
     t0 = time.perf_counter()
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        if start:
+            trim_log(log_path, start)
     log = open(log_path, "a" if start else "w") if log_path is not None else None
     probe_from = probe_t0 = None
     try:
@@ -168,7 +237,7 @@ def train_loop(plan: StepPlan, start: int, step_fn: Callable[[int], dict[str, fl
                     log.write(json.dumps({"step": step, "elapsed_s": round(time.perf_counter() - t0, 2), **stats}) + "\n")
                     log.flush()
                 step += 1
-                if plan.budget_s is not None and step - start == 2:
+                if plan.probing and step - start == 2:
                     probe_from, probe_t0 = step, time.perf_counter()
                 elif probe_from is not None and step - probe_from == plan.probe:
                     now = time.perf_counter()
@@ -183,6 +252,26 @@ def train_loop(plan: StepPlan, start: int, step_fn: Callable[[int], dict[str, fl
         if log is not None:
             log.close()
     return history
+
+
+def trim_log(log_path: Path, start: int) -> None:
+    """Drop the log's rows of steps >= ``start`` (written after the checkpoint a run resumes
+    from; the resumed run logs them again), atomically."""
+    if not log_path.is_file():
+        return
+    rows = log_path.read_text().splitlines(keepends=True)
+    kept = [row for row in rows if _logged_step(row) < start]
+    if len(kept) < len(rows):
+        tmp = log_path.with_name(log_path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, log_path)
+
+
+def _logged_step(row: str) -> float:
+    try:
+        return int(json.loads(row)["step"])
+    except (ValueError, KeyError, TypeError):
+        return float("inf")  # a torn last line (killed mid-write): dropped with the later steps
 
 
 def make_optimizer(params, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999)
