@@ -287,6 +287,23 @@ def test_each_recipe_trains_and_resumes(chain):
 
 @needs_speech
 @pytest.mark.slow
+def test_lora_resume_with_burst_erasures_equals_an_uninterrupted_run(chain, tmp_path):
+    from simlab.models.checkpoint import load_state_dict
+    from simlab.train.conceal import train_lora
+
+    cfg = _tiny("lora", tmp_path, steps=3, rank=2, profile=str(chain["tmp"] / "stage"), out_dir=str(tmp_path / "a"),
+                cache_dir=str(chain["tmp"] / "cache"), erasures={"kinds": {"burst": 1.0, "token": 0.0, "uniform": 0.0}})
+    a = load_state_dict(train_lora(cfg) / "adapter_model.safetensors")
+    train_lora({**cfg, "steps": 2, "out_dir": str(tmp_path / "b")})
+    saved = torch.load(tmp_path / "b" / "train_state.pt", weights_only=True)["modules"]["lora"]
+    assert saved and all("lora_" in k for k in saved)  # the frozen base LM stays out of checkpoints
+    b = load_state_dict(train_lora({**cfg, "out_dir": str(tmp_path / "b")}, resume=True) / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed lora run diverged"
+    assert _log_steps(tmp_path / "b") == [0, 1, 2]
+
+
+@needs_speech
+@pytest.mark.slow
 def test_lm_shifts_tokenize_each_utterance_on_another_frame_grid(chain, tmp_path):
     from simlab.train.lm import load_codec, train_lm
     from simlab.train.tokens import cached_tokens, codec_key

@@ -177,15 +177,17 @@ def _hub_file(repo: str, filename: str) -> Path:
         pass
     offline = _hub_offline_reason()
     if offline:  # fail at once: the download would retry for ~20 s, warning at each try
-        raise UserError(f"moshiko: {filename} of the Hugging Face hub repo {repo!r} is not in the local cache "
-                        f"and {offline}; download the repo and use 'moshiko:<folder>'")
+        raise _hub_error(repo, filename, f"not in the local cache, and {offline}")
     try:
         return Path(hf_hub_download(repo, filename))
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"moshiko: cannot get {filename} from the Hugging Face hub repo {repo!r} "
-                        f"({type(exc).__name__}: {reason}); download the repo and use "
-                        f"'moshiko:<folder>'") from None
+        raise _hub_error(repo, filename, f"{type(exc).__name__}: {reason}") from None
+
+
+def _hub_error(repo: str, filename: str, why: str) -> UserError:
+    return UserError(f"moshiko: cannot get {filename} from the Hugging Face hub repo {repo!r} ({why}); "
+                     f"download the repo and use 'moshiko:<folder>'")
 
 
 _PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")

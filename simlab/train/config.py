@@ -55,8 +55,19 @@ def _merge(config: dict, layer: dict, where: str, prefix: str) -> None:
         if isinstance(config[key], dict) and config[key] and isinstance(value, dict):
             _merge(config[key], value, where, f"{prefix}{key}.")
         else:
+            value = _real_from_text(config[key], value, f"{prefix}{key}")
             check_type(config[key], value, f"{prefix}{key}", where)
             config[key] = copy.deepcopy(value)
+
+
+def _real_from_text(default: Any, value: Any, key: str) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string: where a real number belongs, take it as one."""
+    if isinstance(value, str) and _expected(default, key) == (int, float):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def check_type(default: Any, value: Any, key: str, where: str) -> None:

@@ -1,12 +1,14 @@
 """What every recipe shares: device choice, seeded torch randomness, resumable checkpoints
 and the tqdm progress loop.
 
-A training checkpoint (``<out>/train_state.pt``) holds the model and optimizer state, the
-step, and the states of the recipe's numpy `Generator` and of torch's generator; it is
-written atomically every ``checkpoint_every`` steps and read back with
-``torch.load(weights_only=True)`` (plain tensors and containers only, never pickled code).
-Resuming from it continues the exact same random sequence: the result equals an
-uninterrupted run.
+A training checkpoint (``<out>/train_state.pt``) holds the trained tensors of the models
+(`trained_state`: frozen parameters are rebuilt, not saved), the optimizer state, the step,
+the state and spawn counter of the recipe's numpy `Generator`, torch's generator states and
+a budget's fixed step count (`StepPlan.state`); it is written atomically every
+``checkpoint_every`` steps and read back with ``torch.load(weights_only=True)`` (plain
+tensors and containers only, never pickled code). Resuming from it continues the exact same
+random sequence: on the same device the result equals an uninterrupted run, and the log's
+rows after the checkpoint are replaced (`trim_log`).
 
 Torch's global generator: moshi's quantizer draws from it (k-means init, dead-code
 replacement) and its modules initialise from it. Recipes run inside `seeded_torch`
