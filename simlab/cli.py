@@ -4,11 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
+from simlab.cli_run import run_command
 from simlab.errors import UserError
 
 
@@ -143,34 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``timeout``, ``kill``, a batch scheduler), raised as an interrupt so that the
-    same cleanup runs as for Ctrl-C: no temporary folder or half-written output stays behind."""
-
-
-def _terminate(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once, cleanup or not
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_TORCH_COMPILE", "1")  # moshi compiles for ~20 s otherwise
     args = build_parser().parse_args(argv)
-    # signal handlers belong to the main thread (main() may also be called from another one)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
-    try:
-        return args.fn(args)
-    except UserError as exc:
-        print(f"simlab: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        print("simlab: interrupted", file=sys.stderr)
-        # the shell's convention, 128 + the signal's number: SIGTERM 15, SIGINT 2
-        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    return run_command(lambda: args.fn(args))
 
 
 if __name__ == "__main__":

@@ -260,7 +260,7 @@ def test_sigterm_stops_the_batch_and_its_workers(tmp_path):
         assert _gone(workers, within_s=5), [p for p in workers if _alive(p)]
     finally:
         _kill_leftovers([proc.pid, *workers])
-    assert proc.returncode == 130 and proc.stderr.read().strip() == "simlab: interrupted"
+    assert proc.returncode == 143 and proc.stderr.read().strip() == "simlab: interrupted"
     proc.stderr.close()
     # nothing recorded for the runs it stopped: a resume runs them
     assert not (out / "runs.csv").exists() or len(pd.read_csv(out / "runs.csv")) == 0

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
 from pathlib import Path
 
 
@@ -52,24 +49,6 @@ def _only(items: list[str]) -> dict:
     return out
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM (``kill``, a job scheduler's stop) ends the batch the way Ctrl-C does: the workers are
-    stopped and the table is left whole to resume, instead of the parent dying with its pool running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(args: argparse.Namespace) -> int:
     """0: every run ok; 1: the batch completed but some runs failed (see runs.csv, OUT/errors/)."""
     from simlab.batch.experiment import load_experiment
@@ -86,10 +65,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"{len(runs)} runs", file=sys.stderr)
         return 0
     out = Path(args.out) if args.out is not None else Path("results") / exp.name
-    with _sigterm_interrupts():
-        result = run_batch(exp, out, jobs=args.jobs, dask=args.dask, progress=not args.no_progress,
-                           retry_failed=args.retry_failed, only=only,
-                           keep_other_runs=getattr(args, "keep_other_runs", False))
+    # SIGTERM arrives as an interrupt (simlab.cli_run): run_batch stops the workers, the table stays whole
+    result = run_batch(exp, out, jobs=args.jobs, dask=args.dask, progress=not args.no_progress,
+                       retry_failed=args.retry_failed, only=only,
+                       keep_other_runs=getattr(args, "keep_other_runs", False))
     print(f"{exp.name}: {result.line()}")
     return 1 if result.failed else 0
 

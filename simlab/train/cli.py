@@ -9,9 +9,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -112,23 +110,10 @@ def _run_recipe(args: argparse.Namespace, config: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m simlab.train``: errors, Ctrl-C and SIGTERM end it as they end `simlab train`
     (one line, exit status 2, 130 or 143; the checkpoint stays for ``--resume``)."""
-    from simlab.cli import Terminated, _terminate
+    from simlab.cli_run import run_command
 
     parser = argparse.ArgumentParser(prog="python -m simlab.train")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
     args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    # signal handlers belong to the main thread (main() may also be called from another one)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
-    try:
-        return args.fn(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        print("simlab: interrupted", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    return run_command(lambda: args.fn(args), error_prefix="error: ")
