@@ -36,7 +36,12 @@ def input_paths(sc: Scenario) -> list[Path]:
             if loss.model == "trace":
                 paths.append(sc.path(loss.file))
     if sc.compute.profile is not None:
-        paths.append(sc.path(sc.compute.profile))
+        from simlab.latency import resolve_profile_path
+
+        try:  # a shipped profile's name (`cpu`) is no file of the scenario's folder
+            paths.append(resolve_profile_path(sc.compute.profile, sc.base_dir))
+        except UserError:
+            pass  # check_inputs says so, in its own words
     if sc.transcript is not None:
         paths.append(sc.path(sc.transcript))
     return paths

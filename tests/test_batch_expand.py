@@ -94,8 +94,11 @@ def test_key_is_the_hash_of_the_resolved_scenario_and_round_trips():
     (r,) = expand(exp())
     sc = r.parse()
     assert sc.resolved() == r.scenario
-    want = hashlib.sha256(json.dumps(r.scenario, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
-    assert r.key == run_key(sc.resolved()) == want
+    keyed = {**r.scenario, "network": {k: v for k, v in r.scenario["network"].items() if k != "bottleneck"}}
+    want = hashlib.sha256(json.dumps(keyed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    assert r.key == run_key(sc.resolved()) == want  # (bottleneck at its default is left out)
+    shared = {**r.scenario, "network": {**r.scenario["network"], "bottleneck": "shared"}}
+    assert run_key(shared) != r.key  # any other value is part of the key
 
 
 def test_base_file_relative_to_experiment(tmp_path):
@@ -181,3 +184,15 @@ def test_missing_audio_and_base_are_clear(tmp_path):
         expand(parse_experiment({"base": BASE, "audio": "nothing/"}, tmp_path))
     with pytest.raises(UserError, match=r"nope.yaml: file not found"):
         expand(parse_experiment({"base": "nope.yaml"}, tmp_path))
+
+
+def test_run_keys_of_unchanged_experiments_stay_as_they_were():
+    """A scenario key added later (network.bottleneck) at its default must not change run keys:
+    folders made before it would otherwise be refused as holding another experiment's runs.
+    The keys below were written by simlab before network.bottleneck existed."""
+    from simlab.batch.expand import expand
+    from simlab.batch.experiment import load_experiment
+
+    runs = expand(load_experiment(ROOT / "experiments" / "eq24_overhead.yaml"))
+    keys = {r.key for r in runs}
+    assert {"21548d3fa9c670f7", "45cbeaaf3db31bd3"} <= keys

@@ -63,9 +63,23 @@ def run_seed(experiment_seed: int, coords: dict[str, Any], shared: list[str] | t
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+#: Scenario keys added after batch folders existed, at the value that does what runs did before
+#: them: left out of the run key there, so that an unchanged experiment still resumes its folder.
+NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_flow"}
+
+
 def run_key(resolved: dict) -> str:
-    """16 hex digits of the SHA-256 of the resolved scenario's canonical JSON."""
-    return hashlib.sha256(canonical_json(resolved).encode()).hexdigest()[:16]
+    """16 hex digits of the SHA-256 of the resolved scenario's canonical JSON (`NEUTRAL_DEFAULTS`
+    left out)."""
+    data = copy.deepcopy(resolved)
+    for path, value in NEUTRAL_DEFAULTS.items():
+        *parents, leaf = path
+        node = data
+        for k in parents:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(leaf, object()) == value:
+            del node[leaf]
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:16]
 
 
 def set_path(data: dict, key: str, value: Any) -> None:
