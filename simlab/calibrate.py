@@ -101,8 +101,13 @@ def check_profile_out(out: Path) -> None:
     """`UserError` unless ``out`` can take the profile: a new file in a folder that can be
     created, or an existing latency profile (which gains the system)."""
     check_out_file(out)
-    if out.exists():
+    if _holds_profile(out):
         read_profile(out)
+
+
+def _holds_profile(out: Path) -> bool:
+    """Whether ``out`` already holds something (an empty file, e.g. from mktemp, is a new profile)."""
+    return out.is_file() and out.stat().st_size > 0
 
 
 def _write_profile(out: Path, data: dict) -> None:
@@ -124,7 +129,7 @@ def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2
     check_device(device)
     check_profile_out(out)
     stats, used = measure(spec, device, frames, loss, threads=threads)
-    data = read_profile(out) if out.exists() else {}
+    data = read_profile(out) if _holds_profile(out) else {}
     data.setdefault("systems", {})
     data["device"] = device
     data["source"] = f"measured by simlab calibrate on {cpu_name() if device == 'cpu' else gpu_name()}, " \

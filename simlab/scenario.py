@@ -278,6 +278,10 @@ def _check_name(name: str) -> str:
     return name
 
 
+#: Flows a pcap can tell apart: flow k's RTP goes to UDP port 5004 + 2k (simlab.report.pcap).
+MAX_PCAP_FLOWS = (65535 - 5004) // 2 + 1
+
+
 class Scenario(Strict):
     name: Annotated[str, AfterValidator(_check_name)] = "scenario"
     seed: Annotated[int, _ge(0)] = 0
@@ -296,6 +300,13 @@ class Scenario(Strict):
     recognizer: str = "pocketsphinx"  # offline ASR used by the wer metric
     windows: Windows = Windows()
     base_dir: str = Field(default=".", exclude=True, description="folder relative paths start from")
+
+    @model_validator(mode="after")
+    def _pcap_ports(self):
+        if self.outputs.pcap and self.flows > MAX_PCAP_FLOWS:  # flow k is RTP on UDP port 5004 + 2k
+            raise ValueError(f"outputs.pcap: a pcap holds at most {MAX_PCAP_FLOWS} flows (flow k on UDP port "
+                             f"5004 + 2k); flows is {self.flows}")
+        return self
 
     def path(self, p: str) -> Path:
         """A path from the scenario, relative to the scenario file's folder; ``package:NAME`` is a

@@ -30,21 +30,28 @@ class UniqueKeyLoader(yaml.SafeLoader):
     Keys brought in by a ``<<`` merge may be overridden (that is what merges are for): only the
     keys written in the mapping itself are compared."""
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, _ in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    duplicate = key in seen
-                except TypeError:  # an unhashable key: SafeLoader's own error says so
-                    continue
-                if duplicate:
-                    raise DuplicateKeyError(key, key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep)
+    def flatten_mapping(self, node):
+        # Check before the first flattening: it writes merged keys into the node itself (and a
+        # merged node is flattened again wherever an alias of it is used).
+        checked = self.__dict__.setdefault("_checked", set())
+        if id(node) not in checked:
+            checked.add(id(node))
+            self._check_unique(node)
+        super().flatten_mapping(node)
+
+    def _check_unique(self, node) -> None:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                continue
+            if duplicate:
+                raise DuplicateKeyError(key, key_node.start_mark)
+            seen.add(key)
 
 
 def load_yaml(text: str, source: str) -> Any:

@@ -266,6 +266,9 @@ def test_yaml_repeated_keys_are_refused_but_merges_may_override():
     from simlab.yaml_file import load_yaml
 
     assert load_yaml("a: &x {p: 1, q: 2}\nb: {<<: *x, p: 3}\n", "t.yaml")["b"] == {"p": 3, "q": 2}
+    # an anchor defined inside a merge, used again by alias: valid YAML (it was refused)
+    nested = load_yaml("base: &base {x: 1}\ntop: {<<: &m {<<: *base, x: 2}, y: 3}\nother: *m\n", "t.yaml")
+    assert nested["top"] == {"x": 2, "y": 3} and nested["other"] == {"x": 2}
     with pytest.raises(UserError, match=r"^t.yaml: duplicate key 'p' at line 4$"):
         load_yaml("a: 1\nb:\n  p: 1\n  p: 2\n", "t.yaml")
     with pytest.raises(UserError, match=r"--set system=\{kind: opus, kind: aac\}: duplicate key 'kind'"):
@@ -287,3 +290,22 @@ def test_calibrating_an_ablation_keeps_the_models_entries(tmp_path):
     entry = yaml.safe_load((tmp_path / "p.yaml").read_text())["systems"]["largesc/small"]
     assert entry["controller"]["median_s"] == 2.0 and entry["concealer"]["median_s"] == 3.0
     assert entry["encoder"]["median_s"] < 1.0 and entry["decoder"]["median_s"] < 4.0  # measured anew
+
+
+def test_a_pcap_refuses_more_flows_than_udp_ports():
+    from simlab.errors import UserError
+    from simlab.scenario import MAX_PCAP_FLOWS, apply_overrides, parse_scenario
+
+    assert 5004 + 2 * (MAX_PCAP_FLOWS - 1) <= 65535 < 5004 + 2 * MAX_PCAP_FLOWS
+    parse_scenario(apply_overrides({}, [f"flows={MAX_PCAP_FLOWS}", "outputs.pcap=true"]))
+    with pytest.raises(UserError, match=r"^scenario: outputs.pcap: a pcap holds at most"):
+        parse_scenario(apply_overrides({}, [f"flows={MAX_PCAP_FLOWS + 1}", "outputs.pcap=true"]))
+
+
+def test_calibrate_into_an_empty_file_writes_a_new_profile(tmp_path):
+    import yaml
+
+    (tmp_path / "p.yaml").write_text("")  # as `mktemp` or `touch` leave it
+    r = simlab("calibrate", "--system", "{kind: synthetic}", "--frames", "3", "--out", "p.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "synthetic" in yaml.safe_load((tmp_path / "p.yaml").read_text())["systems"]

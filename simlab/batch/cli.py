@@ -33,19 +33,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _only(items: list[str]) -> dict:
-    import yaml
-
     from simlab.errors import UserError
+    from simlab.yaml_file import load_yaml
 
     out = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name:
             raise UserError(f"--only {item}: expected COORDINATE=VALUE")
-        try:
-            out[name] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise UserError(f"--only {item}: value is not valid YAML") from None
+        out[name] = load_yaml(raw, f"--only {item}")
     return out
 
 
