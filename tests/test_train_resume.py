@@ -181,8 +181,11 @@ def test_output_folders_are_checked_before_training(recipe, key, tmp_path, capsy
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
+# Ctrl-C's handler set explicitly: a test run in a background job inherits SIGINT ignored (POSIX
+# shells do that to `cmd &`), and Python then never raises KeyboardInterrupt at all.
 _SLOW_RECIPE = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import simlab.train.cli as cli
     def run(args):
         print("ready", flush=True)
