@@ -151,14 +151,12 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
 
     shared = None
     if sc.network.bottleneck == "shared":
-        from simlab.sim.flow import loss_schedule
+        from simlab.sim.flow import forward_link
         from simlab.sim.link import SharedLink
 
-        fwd = sc.network.forward
         loss_seed, jitter_seed = seeds.spawn(2)  # after the flows' seeds: theirs stay as they were
-        shared = SharedLink(env, fwd.bandwidth_bps, fwd.delay_s,
-                            loss_schedule(fwd, np.random.default_rng(loss_seed), sc.path, "network.forward"),
-                            np.random.default_rng(jitter_seed), fwd.jitter_s, fwd.queue_packets)
+        shared = forward_link(env, sc.network.forward, np.random.default_rng(loss_seed),
+                              np.random.default_rng(jitter_seed), sc.path, cls=SharedLink)
     flows = []
     for i, fs in enumerate(flow_seeds):
         names = ["forward_loss", "forward_jitter", "reverse_loss", "reverse_jitter"]

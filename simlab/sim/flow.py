@@ -35,6 +35,14 @@ def loss_schedule(link_spec, rng: np.random.Generator, resolve: Callable, where:
         raise UserError(f"{where}.loss: {exc}") from None
 
 
+def forward_link(env: simpy.Environment, fwd, loss_rng: np.random.Generator, jitter_rng: np.random.Generator,
+                 resolve: Callable, cls: type[Link] = Link) -> Link:
+    """The forward link a scenario's ``network.forward`` describes: one flow's own, or (``cls``
+    `SharedLink`) the bottleneck every flow crosses."""
+    return cls(env, fwd.bandwidth_bps, fwd.delay_s, loss_schedule(fwd, loss_rng, resolve, "network.forward"),
+               jitter_rng, fwd.jitter_s, fwd.queue_packets)
+
+
 class Flow:
     def __init__(self, env: simpy.Environment, flow: int, sc, system: System, tx_timer: Timer,
                  rx_timer: Timer, headers: HeaderProfile, rngs: dict, n_frames: int,
@@ -48,9 +56,8 @@ class Flow:
                                write_frame)
         fwd, rev = sc.network.forward, sc.network.reverse
         # ``forward``: the bottleneck the flows share (network.bottleneck: shared); else a link of its own
-        self.forward = forward if forward is not None else Link(
-            env, fwd.bandwidth_bps, fwd.delay_s, loss_schedule(fwd, rngs["forward_loss"], resolve, "network.forward"),
-            rngs["forward_jitter"], fwd.jitter_s, fwd.queue_packets)
+        self.forward = forward if forward is not None else forward_link(
+            env, fwd, rngs["forward_loss"], rngs["forward_jitter"], resolve)
         fb = sc.feedback
         overhead = RTCP_BYTES + headers.ip_udp_bytes() if fb.accounting == "rtcp" else 0
         self.feedback = Feedback(fb.interval_s, fb.report_bytes, overhead, make_estimator(fb.estimator, fb.initial_p),
