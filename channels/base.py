@@ -31,6 +31,12 @@ class LossModel(ABC):
         self._i += 1
         return bool(self._block[self._i - 1])
 
+    def lost_at(self, t: float) -> bool:
+        """Whether the packet sent at simulated time ``t`` is erased. Per-packet models ignore
+        ``t`` (their n-th decision is the n-th packet's); a model that lives in time (an outage
+        schedule, a trace stamped in seconds) overrides this."""
+        return self.lost()
+
     def draw(self, n: int) -> np.ndarray:
         """The next n decisions at once (for statistics and benchmarks)."""
         out = np.empty(n, dtype=bool)

@@ -5,22 +5,24 @@ import bisect
 from typing import Sequence
 
 from channels.base import LossModel
-from channels.gilbert_elliott import GilbertElliott
 
 
 class Schedule:
     """Phase i's model decides for packets sent before ``until_s[i]``; ``after`` decides the rest.
 
-    A Gilbert-Elliott chain carries its state into the next phase when that phase is also
-    Gilbert-Elliott: a burst in progress does not end because the parameters changed.
+    ``carries[i]`` (default all False) says that model i hands its state to the next phase when
+    that phase's model is of the same class (``state`` and ``continue_from``): a Gilbert-Elliott
+    burst in progress does not end because the parameters changed.
     """
 
-    def __init__(self, phases: Sequence[tuple[float, LossModel]], after: LossModel):
+    def __init__(self, phases: Sequence[tuple[float, LossModel]], after: LossModel,
+                 carries: Sequence[bool] | None = None):
         ends = [float(t) for t, _ in phases]
         if any(b <= a for a, b in zip(ends, ends[1:])):
             raise ValueError("schedule: until_s must increase from phase to phase")
         self.ends = ends
         self.models = [m for _, m in phases] + [after]
+        self.carries = list(carries) if carries is not None else [False] * len(self.models)
         self._k = 0
 
     def model_at(self, t: float) -> LossModel:
@@ -32,12 +34,12 @@ class Schedule:
             k += 1
         if k != self._k:
             self._switch(k)
-        return self.models[k].lost()
+        return self.models[k].lost_at(t)
 
     def _switch(self, k: int) -> None:
         old, new = self.models[self._k], self.models[k]
         old.discard_block()
-        if isinstance(old, GilbertElliott) and isinstance(new, GilbertElliott):
+        if self.carries[self._k] and self.carries[k] and type(old) is type(new):
             new.continue_from(old.state)
         self._k = k
 

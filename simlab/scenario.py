@@ -1,70 +1,31 @@
 """YAML scenario -> typed, validated `Scenario`. Every error names its key path, in one line.
 
 The format is declared once, as pydantic models: validation, defaults and the JSON Schema that
-`simlab schema` prints all come from these classes.
+`simlab schema` prints all come from these classes. The parts a plugin can add (systems, loss
+models, link models, estimators) are unions built from `simlab.registry`: `scenario_model`
+builds the model for the entries registered now (cached until the registry changes); the
+classes below are its bases (``isinstance(sc, Scenario)`` holds for every scenario).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, create_model, model_validator
 
+from simlab import registry
 from simlab.errors import UserError
 from simlab.scenario_bounds import (
     MAX_BANDWIDTH_BPS, MAX_DELAY_S, MAX_DURATION_S, MAX_NAME_CHARS, MAX_THREADS, MIN_BANDWIDTH_BPS, MIN_HOP_S,
-    MIN_INTERVAL_S, N_Q, Delay, Instant, Prob, _ge, _in)
+    MIN_INTERVAL_S, Delay, Instant, Prob, _ge, _in)
 from simlab.scenario_errors import format_error
+from simlab.spec import Strict
 from simlab.yaml_file import load_yaml, read_yaml_file
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-# -- loss models (channels/) -------------------------------------------------------------------
-class UniformLoss(Strict):
-    model: Literal["uniform"]
-    p: Prob = 0.0
-
-
-class GilbertElliottLoss(Strict):
-    """Either the chain (p, r, loss_good, loss_bad) or an average loss and a mean burst length."""
-
-    model: Literal["gilbert_elliott"]
-    p: Optional[Prob] = None
-    r: Optional[Prob] = None
-    loss_good: Prob = 0.0
-    loss_bad: Prob = 1.0
-    loss: Optional[Annotated[float, _in(0, 0.999)]] = None
-    burst: Optional[Annotated[float, _ge(1)]] = None
-
-    @model_validator(mode="after")
-    def _one_form(self):
-        if self.loss is not None or self.burst is not None:
-            if self.loss is None or self.burst is None:
-                raise ValueError("give both loss and burst, or p and r")
-            if self.p is not None or self.r is not None:
-                raise ValueError("give loss and burst, or p and r, not both")
-        elif self.p is None or self.r is None:
-            raise ValueError("give p and r (transition probabilities), or loss and burst")
-        elif self.p + self.r == 0:
-            raise ValueError("p and r are both 0: the chain never moves")
-        return self
-
-
-class TraceLoss(Strict):
-    model: Literal["trace"]
-    file: str
-    loop: bool = True
-
-
-LossSpec = Annotated[Union[UniformLoss, GilbertElliottLoss, TraceLoss], Field(discriminator="model")]
 
 
 class Phase(Strict):
     until_s: Instant
-    loss: LossSpec
+    loss: Any  # a loss model of the registry (`scenario_model` narrows it)
 
 
 class Link(Strict):
@@ -72,8 +33,9 @@ class Link(Strict):
     delay_s: Delay = 0.02
     jitter_s: Delay = 0.0
     queue_packets: Optional[Annotated[int, _ge(1)]] = None  # FIFO cap; None = unbounded
-    loss: LossSpec = UniformLoss(model="uniform", p=0.0)
-    schedule: list[Phase] = []
+    link: Any = None  # the link model (registry group links; default fifo)
+    loss: Any = None  # the loss model (registry group channels; default uniform, p 0)
+    schedule: list[Any] = []
 
     @model_validator(mode="after")
     def _increasing(self):
@@ -92,59 +54,12 @@ class Rohc(Strict):
 class Network(Strict):
     headers: Literal["ipv4", "ipv6", "rohc"] = "ipv4"
     rohc: Rohc = Rohc()
-    forward: Link = Link()
-    reverse: Link = Link()
+    forward: Any = None
+    reverse: Any = None
     # per_flow: each flow (call) has a forward link of its own with these settings; shared: the
     # flows' forward packets cross one link (one FIFO, one bandwidth, one loss process), as calls
     # through one bottleneck do. Reports go back on each flow's own reverse path either way.
     bottleneck: Literal["per_flow", "shared"] = "per_flow"
-
-
-# -- systems (simlab/actors/) -------------------------------------------------------------------
-class SyntheticSystem(Strict):
-    """Tokens drawn from the seed, a fixed controller: the network alone, no audio."""
-
-    kind: Literal["synthetic"]
-    quantizers: Annotated[int, _in(0, 8)] = 8
-    redundant: Annotated[int, _in(0, 8)] = 0
-
-
-class LargeSCSystem(Strict):
-    kind: Literal["largesc"]
-    profile: str = "small"
-    quantizers: Annotated[int, _in(1, 2 * N_Q)] = 8
-    controller: Literal["learned", "fixed"] = "learned"
-    redundant: Annotated[int, _in(0, 8)] = 0
-    concealer: Literal["lm", "repeat", "drop"] = "lm"
-    greedy: bool = True
-    min_confidence: Annotated[float, _in(0.0, 1.0)] = 0.0  # lm: leave out guesses the LM rates below this
-
-    @model_validator(mode="after")
-    def _controller_limits(self):
-        # simlab.actors.largesc.LargeSCSystem refuses these too, but only once its models are
-        # loaded: here `simlab check` and a run's validation see them first.
-        if self.controller == "fixed" and self.quantizers > N_Q:
-            raise ValueError(f"quantizers: {self.quantizers} is not in [1, {N_Q}] with controller: fixed "
-                             f"(only the learned controller sends up to {2 * N_Q}, as second copies)")
-        if self.controller == "learned" and self.redundant:
-            raise ValueError("redundant: the learned controller decides it; use controller: fixed to set it")
-        return self
-
-
-class OpusSystem(Strict):
-    kind: Literal["opus"]
-    bitrate_bps: Annotated[int, _in(6000, 510000)] = 8000
-    frame_ms: Literal[20, 40, 60] = 60
-    fec: bool = True
-    application: Literal["voip", "audio", "restricted_lowdelay"] = "voip"
-
-
-class AacSystem(Strict):
-    kind: Literal["aac"]
-    bitrate_bps: Annotated[int, _in(4000, 144000)] = 16000  # AAC-LC mono at 24 kHz tops out at 144 kbit/s
-
-
-SystemSpec = Annotated[Union[SyntheticSystem, LargeSCSystem, OpusSystem, AacSystem], Field(discriminator="kind")]
 
 
 class Packetization(Strict):
@@ -153,23 +68,10 @@ class Packetization(Strict):
     redundancy: Literal["same", "next", "own"] = "next"
 
 
-class Ewma(Strict):
-    kind: Literal["ewma"]
-    alpha: Annotated[float, _in(1e-6, 1)] = 0.1
-
-
-class WindowEstimator(Strict):
-    kind: Literal["window"]
-    window_s: Instant = 1.0
-
-
-Estimator = Annotated[Union[Ewma, WindowEstimator], Field(discriminator="kind")]
-
-
 class Feedback(Strict):
     interval_s: Annotated[float, _in(MIN_INTERVAL_S, MAX_DELAY_S)] = 0.1
     report_bytes: Annotated[int, _in(1, 1500)] = 1
-    estimator: Estimator = Ewma(kind="ewma")
+    estimator: Any = None  # a loss estimator of the registry (default ewma)
     accounting: Literal["payload", "rtcp"] = "payload"
     initial_p: Prob = 0.0  # what the sender assumes before the first report arrives
 
@@ -225,10 +127,10 @@ class Scenario(Strict):
     audio: Optional[Union[str, list[str]]] = None  # the first file that exists is used
     transcript: Optional[str] = None
     flows: Annotated[int, _in(1, 100000)] = 1
-    system: SystemSpec = SyntheticSystem(kind="synthetic")
+    system: Any = None  # a system of the registry (default synthetic)
     packetization: Packetization = Packetization()
-    network: Network = Network()
-    feedback: Feedback = Feedback()
+    network: Any = None
+    feedback: Any = None
     receiver: Receiver = Receiver()
     compute: Compute = Compute()
     outputs: Outputs = Outputs()
@@ -269,17 +171,55 @@ class Scenario(Strict):
         return self.model_dump(mode="json")
 
 
+def _union(group: str):
+    """The discriminated union of a registry group's spec models."""
+    specs = tuple(e.spec for e in registry.entries(group).values())
+    if not specs:
+        raise UserError(f"no {group} are registered: simlab's entry points are missing (reinstall simlab)")
+    return Annotated[Union[specs], Field(discriminator=registry.GROUPS[group])]
+
+
+def _default(group: str, name: str):
+    entry = registry.entries(group).get(name)
+    return entry.spec(**{registry.GROUPS[group]: name}) if entry is not None else None
+
+
+_MODELS: dict[int, type] = {}
+
+
+def scenario_model() -> type[Scenario]:
+    """The `Scenario` model whose unions hold the registry's entries as they are now."""
+    version = registry.version()
+    model = _MODELS.get(version)
+    if model is not None:
+        return model
+    loss = _union("channels")
+    phase = create_model("Phase", __base__=Phase, loss=(loss, ...))
+    link = create_model("Link", __base__=Link, link=(_union("links"), _default("links", "fifo")),
+                        loss=(loss, _default("channels", "uniform")), schedule=(list[phase], []))
+    network = create_model("Network", __base__=Network, forward=(link, link()), reverse=(link, link()))
+    feedback = create_model("Feedback", __base__=Feedback,
+                            estimator=(_union("estimators"), _default("estimators", "ewma")))
+    model = create_model("Scenario", __base__=Scenario, system=(_union("systems"), _default("systems", "synthetic")),
+                         network=(network, network()), feedback=(feedback, feedback()))
+    _MODELS.clear()
+    _MODELS[version] = model
+    return model
+
+
 def parse_scenario(data: Any, base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
+    """A validated scenario from a mapping; `UserError` naming ``source`` and the key path."""
     if data is None:
         raise UserError(f"{source}: scenario is empty")
     if not isinstance(data, dict):
         raise UserError(f"{source}: a scenario is a mapping of keys, got {type(data).__name__}")
+    model = scenario_model()
     try:
-        return Scenario.model_validate({**data, "base_dir": str(base_dir)})
+        return model.model_validate({**data, "base_dir": str(base_dir)})
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise UserError(f"{source}: {format_error(errors[0])}{more}") from None
+        raise UserError(f"{source}: {format_error(errors[0], model)}{more}") from None
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -313,11 +253,17 @@ def set_path(data: dict, key: str, value: Any, where: str = "--set") -> None:
             node = node[part]
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """``a.b.c=value`` (value parsed as YAML; list items by index: ``schedule.0.until_s=5``)."""
+def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
+    """Overrides as ``["a.b.c=value", ...]`` (values parsed as YAML, as ``--set`` gives them) or
+    as a mapping ``{"a.b.c": value}`` (values as they are); list items by index
+    (``schedule.0.until_s``)."""
     import copy
 
     data = copy.deepcopy(data) if data is not None else {}
+    if isinstance(overrides, dict):
+        for key, value in overrides.items():
+            set_path(data, str(key), value, where="overrides:")
+        return data
     for item in overrides:
         if "=" not in item:
             raise UserError(f"--set {item}: expected KEY.PATH=VALUE")
@@ -326,19 +272,34 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    path = Path(path)
-    data = read_yaml(path)
+def _is_yaml_text(source: str) -> bool:
+    return "\n" in source or (":" in source and not source.endswith((".yaml", ".yml")) and not Path(source).exists())
+
+
+def load_scenario(source: str | Path | dict, overrides: list[str] | dict[str, Any] | None = None) -> Scenario:
+    """A validated `Scenario` from a file path, a YAML string or a mapping, with ``overrides``
+    (``{"network.forward.loss.p": 0.2}``, or ``["network.forward.loss.p=0.2"]`` as ``--set``
+    writes them). Relative paths in a file are relative to its folder, else to the working one."""
+    if isinstance(source, dict):
+        data, base, name = source, Path("."), "scenario"
+    elif isinstance(source, str) and _is_yaml_text(source):
+        data, base, name = load_yaml(source, "scenario"), Path("."), "scenario"
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        data, base, name = read_yaml(path), path.parent, str(path)
+    else:
+        raise UserError(f"a scenario is a path, a YAML string or a mapping, got {type(source).__name__}")
     if data is None:
-        raise UserError(f"{path}: scenario is empty")
+        raise UserError(f"{name}: scenario is empty")
     if not isinstance(data, dict):
-        raise UserError(f"{path}: a scenario is a mapping of keys, got {type(data).__name__}")
+        raise UserError(f"{name}: a scenario is a mapping of keys, got {type(data).__name__}")
     data = apply_overrides(data, overrides or [])
-    return parse_scenario(data, path.parent, str(path))
+    return parse_scenario(data, base, name)
 
 
 def json_schema() -> dict:
-    schema = Scenario.model_json_schema()
+    """The scenario format as JSON Schema (draft 2020-12), the registry's entries included."""
+    schema = scenario_model().model_json_schema()
     schema.get("properties", {}).pop("base_dir", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "simlab scenario"

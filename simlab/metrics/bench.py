@@ -12,9 +12,9 @@ import time
 import numpy as np
 
 from simlab.audio import SHIPPED_CLIP, read_audio
-from simlab.metrics.asr import RECOGNIZERS
 from simlab.metrics.base import METRIC_RATE, MetricInput
-from simlab.metrics.registry import METRICS, run_metric
+from simlab import registry
+from simlab.metrics.registry import metric_names, run_metric
 
 _PLACEHOLDER = "placeholder transcript for timing only"
 
@@ -27,7 +27,7 @@ def _zero_frames(x: np.ndarray, every: int = 5, frame_s: float = 0.08) -> np.nda
     return y
 
 
-def bench_metrics(names: tuple[str, ...] = METRICS,
+def bench_metrics(names: tuple[str, ...] | None = None,
                   recognizers: tuple[str, ...] | None = None) -> list[dict]:
     """One row per metric (per recogniser for wer): ``metric, recognizer, audio_s,
     warmup_s, wall_s, s_per_audio_min, status`` (``ok`` or the metric's status)."""
@@ -35,10 +35,10 @@ def bench_metrics(names: tuple[str, ...] = METRICS,
     rec = _zero_frames(ref)
     short = slice(0, 3 * METRIC_RATE)
     rows = []
-    for name in names:
+    for name in names if names is not None else metric_names():
         if name == "token_accuracy":
             continue  # counts over a table: nothing to time per minute of audio
-        for recog in (recognizers or tuple(RECOGNIZERS)) if name == "wer" else ("",):
+        for recog in (recognizers or tuple(registry.entries("recognizers"))) if name == "wer" else ("",):
             kw = {"transcript": _PLACEHOLDER, "recognizer": recog} if name == "wer" else {}
             t = time.perf_counter()
             run_metric(name, MetricInput(ref[short], rec[short], **kw))

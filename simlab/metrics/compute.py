@@ -22,7 +22,7 @@ from simlab.errors import UserError
 from simlab.metrics.align import align
 from simlab.metrics.asr import get_recognizer
 from simlab.metrics.base import METRIC_RATE, MetricInput
-from simlab.metrics.registry import SPECS, Value, check_names, run_metric
+from simlab.metrics.registry import Value, specs, check_names, run_metric
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def compute_metrics(names: list[str], reference: np.ndarray, received: np.ndarra
                     transcript: str | None = None, seed: int = 0, recognizer: str = "pocketsphinx",
                     workers: int | None = None, frames: pd.DataFrame | None = None,
                     max_lag_s: float = 1.0) -> dict[str, float | str]:
-    """One column per value of each named metric (see `METRICS`), plus ``align_lag_s``.
+    """One column per value of each named metric (see `metric_names`), plus ``align_lag_s``.
 
     ``reference`` and ``received`` are mono float at ``sample_rate``; the received signal
     may lag by up to ``max_lag_s``. ``transcript`` feeds ``wer`` (through the named
@@ -106,7 +106,7 @@ def window_metrics(names: list[str], reference: np.ndarray, received: np.ndarray
     """
     if not window_s > 0 or not hop_s > 0:
         raise UserError(f"window_s and hop_s must be > 0, got {window_s} and {hop_s}")
-    names = [n for n in check_names(names) if SPECS[n].windowed]
+    names = [n for n in check_names(names) if specs()[n].windowed]
     ref, rec, lag_s = prepare(reference, received, sample_rate, max_lag_s)
     t0 = max(0.0, -lag_s)  # a leading received signal cuts the reference's start
     win, hop = int(round(window_s * METRIC_RATE)), int(round(hop_s * METRIC_RATE))

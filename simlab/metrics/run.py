@@ -16,7 +16,7 @@ from simlab.errors import UserError
 from simlab.metrics.base import MetricInput
 from simlab.metrics.compute import compute_metrics, window_metrics
 from simlab.metrics.net_windows import network_windows, read_csv, window_grid
-from simlab.metrics.registry import SPECS, check_names, run_metric
+from simlab.metrics.registry import check_names, specs, run_metric
 from simlab.metrics.tokens import COLUMNS as TOKEN_COLUMNS
 from simlab.metrics.transcript import resolve_transcript
 
@@ -48,7 +48,7 @@ def _token_frames(folder: Path) -> pd.DataFrame | None:
 
 def _declined(name: str, why: str) -> dict[str, float | str]:
     """A metric that could not be scored: NaN columns and a status that says why."""
-    return {**{c: math.nan for c in SPECS[name].columns}, f"{name}_status": f"skipped: {why}"}
+    return {**{c: math.nan for c in specs()[name].columns}, f"{name}_status": f"skipped: {why}"}
 
 
 def _frames_duration(folder: Path, sc) -> float:
@@ -103,7 +103,7 @@ def score_run(sc, folder: str | Path) -> dict[str, float | str]:
             out.update(compute_metrics(scored, ref, rec, sr, transcript=text, seed=sc.seed,
                                        recognizer=sc.recognizer, frames=frames))
         # Windowed metrics cost several times the whole-file ones: a batch can turn them off.
-        windowed = [n for n in scored if SPECS[n].windowed] if sc.windows.metrics else []
+        windowed = [n for n in scored if specs()[n].windowed] if sc.windows.metrics else []
         if windowed:
             win = window_metrics(windowed, ref, rec, sr, window_s=sc.windows.window_s, hop_s=sc.windows.hop_s,
                                  seed=sc.seed)

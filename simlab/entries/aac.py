@@ -1,0 +1,21 @@
+"""The ``aac`` system: FFmpeg's AAC-LC encoder with waveform concealment."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from simlab.registry import SystemEntry
+from simlab.spec import Strict, in_range
+
+
+class AacSpec(Strict):
+    kind: Literal["aac"]
+    bitrate_bps: Annotated[int, in_range(4000, 144000)] = 16000  # AAC-LC mono at 24 kHz tops out at 144 kbit/s
+
+
+def build(spec: AacSpec, ctx):
+    from simlab.actors.aac import AacSystem
+
+    return AacSystem(spec.bitrate_bps)
+
+
+ENTRY = SystemEntry("aac", AacSpec, build)

@@ -1,0 +1,65 @@
+"""LargeSC, registered like any plugin: Mimi tokens, the adaptive controller, LM concealment
+(moshi's models on torch), and its training recipes as the ``simlab train`` command. Without the
+``models`` extra (torch) the entry still validates scenarios; building it says what to install."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import model_validator
+
+from simlab.registry import CommandEntry, SystemEntry
+from simlab.scenario_bounds import N_Q
+from simlab.spec import Strict, in_range
+
+
+class LargeSCSpec(Strict):
+    kind: Literal["largesc"]
+    profile: str = "small"
+    quantizers: Annotated[int, in_range(1, 2 * N_Q)] = 8
+    controller: Literal["learned", "fixed"] = "learned"
+    redundant: Annotated[int, in_range(0, 8)] = 0
+    concealer: Literal["lm", "repeat", "drop"] = "lm"
+    greedy: bool = True
+    min_confidence: Annotated[float, in_range(0.0, 1.0)] = 0.0  # lm: leave out guesses the LM rates below this
+
+    @model_validator(mode="after")
+    def _controller_limits(self):
+        # simlab.actors.largesc.LargeSCSystem refuses these too, but only once its models are
+        # loaded: here `simlab check` and a run's validation see them first.
+        if self.controller == "fixed" and self.quantizers > N_Q:
+            raise ValueError(f"quantizers: {self.quantizers} is not in [1, {N_Q}] with controller: fixed "
+                             f"(only the learned controller sends up to {2 * N_Q}, as second copies)")
+        if self.controller == "learned" and self.redundant:
+            raise ValueError("redundant: the learned controller decides it; use controller: fixed to set it")
+        return self
+
+
+def build(spec: LargeSCSpec, ctx):
+    from simlab.errors import UserError
+
+    try:
+        import torch
+    except ImportError:
+        raise UserError("system largesc needs torch and moshi: pip install 'simlab[models]' and moshi==0.2.13 "
+                        "--no-deps (install.sh does both)") from None
+    from simlab.actors.largesc import LargeSCSystem
+    from simlab.models.profiles import load_profile
+
+    torch.set_num_threads(ctx.threads)
+    models = load_profile(spec.profile, device=ctx.device, seed=ctx.seed)
+    return LargeSCSystem(models, quantizers=spec.quantizers, controller=spec.controller, redundant=spec.redundant,
+                         concealer=spec.concealer, greedy=spec.greedy, seed=ctx.seed,
+                         min_confidence=spec.min_confidence)
+
+
+ENTRY = SystemEntry("largesc", LargeSCSpec, build, uses_torch=True,
+                    profile_key=lambda spec: f"largesc/{spec.profile}")
+
+
+def _add_train(sub) -> None:
+    from simlab.train.cli import add_parser
+
+    add_parser(sub)
+
+
+TRAIN = CommandEntry("train", _add_train)

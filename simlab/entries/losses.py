@@ -1,0 +1,78 @@
+"""simlab's loss models (implemented in `channels/`): uniform, Gilbert-Elliott and trace."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import model_validator
+
+from simlab.registry import ChannelEntry
+from simlab.spec import Prob, Strict, at_least, in_range
+
+
+class UniformLoss(Strict):
+    model: Literal["uniform"]
+    p: Prob = 0.0
+
+
+class GilbertElliottLoss(Strict):
+    """Either the chain (p, r, loss_good, loss_bad) or an average loss and a mean burst length."""
+
+    model: Literal["gilbert_elliott"]
+    p: Optional[Prob] = None
+    r: Optional[Prob] = None
+    loss_good: Prob = 0.0
+    loss_bad: Prob = 1.0
+    loss: Optional[Annotated[float, in_range(0, 0.999)]] = None
+    burst: Optional[Annotated[float, at_least(1)]] = None
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if self.loss is not None or self.burst is not None:
+            if self.loss is None or self.burst is None:
+                raise ValueError("give both loss and burst, or p and r")
+            if self.p is not None or self.r is not None:
+                raise ValueError("give loss and burst, or p and r, not both")
+        elif self.p is None or self.r is None:
+            raise ValueError("give p and r (transition probabilities), or loss and burst")
+        elif self.p + self.r == 0:
+            raise ValueError("p and r are both 0: the chain never moves")
+        return self
+
+
+class TraceLoss(Strict):
+    model: Literal["trace"]
+    file: str
+    loop: bool = True
+
+
+def _uniform(spec: UniformLoss, rng, resolve):
+    from channels.uniform import Uniform
+
+    return Uniform(spec.p, rng)
+
+
+def _gilbert_elliott(spec: GilbertElliottLoss, rng, resolve):
+    from channels.gilbert_elliott import GilbertElliott
+
+    if spec.loss is not None:
+        return GilbertElliott.from_average(spec.loss, spec.burst, rng)
+    return GilbertElliott(spec.p, spec.r, rng, spec.loss_good, spec.loss_bad)
+
+
+def _ge_nominal(spec: GilbertElliottLoss) -> float:
+    if spec.loss is not None:
+        return float(spec.loss)
+    bad = spec.p / (spec.p + spec.r)
+    return spec.loss_good * (1 - bad) + spec.loss_bad * bad
+
+
+def _trace(spec: TraceLoss, rng, resolve):
+    from channels.trace import Trace
+
+    return Trace.from_file(resolve(spec.file), spec.loop)
+
+
+UNIFORM = ChannelEntry("uniform", UniformLoss, _uniform, nominal_loss=lambda spec: float(spec.p))
+GILBERT_ELLIOTT = ChannelEntry("gilbert_elliott", GilbertElliottLoss, _gilbert_elliott, nominal_loss=_ge_nominal,
+                               carries_state=True)
+TRACE = ChannelEntry("trace", TraceLoss, _trace, files=lambda spec: [spec.file])
