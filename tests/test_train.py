@@ -209,7 +209,8 @@ def test_absent_speech_is_a_clear_user_error(monkeypatch):
 def test_cli_parses_recipes_and_overrides():
     import argparse
 
-    from simlab.train.cli import add_parser, parse_overrides
+    from simlab.train.cli import add_parser
+    from simlab.train.overrides import parse_overrides
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))

@@ -12,12 +12,11 @@ import argparse
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from simlab.errors import UserError
 from simlab.out_path import check_out_dir, made_dirs
 from simlab.train.config import RECIPES, load_config
-from simlab.yaml_file import load_yaml
+from simlab.train.overrides import parse_overrides
 
 HELP = {
     "codec": "train the small Mimi codec on real speech",
@@ -41,21 +40,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in out_dir")
         p.set_defaults(fn=run)
     return train
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}`` (values parsed as YAML)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE")
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = load_yaml(value, f"--set {item}")
-    return out
 
 
 #: Config keys naming folders a recipe writes (``stage_dir``: `train lm`'s staging profile;

@@ -306,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from simlab.errors import UserError
-    from simlab.train.cli import parse_overrides
     from simlab.train.config import load_config
+    from simlab.train.overrides import parse_overrides
 
     parser = argparse.ArgumentParser(prog="python -m simlab.train.evaluate",
                                      description="controller tables (silence vs speech, redundancy vs p̂, payload)")
