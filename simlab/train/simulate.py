@@ -2,11 +2,12 @@
 codec, the concealers of `simlab.actors.concealer` and the controllers of
 `simlab.actors.controller`. Used by `simlab train evaluate`.
 
-Packetisation (as the simulation's default): a packet carries ``frames_per_packet`` frames'
-first copies; the second copy of an m = 2 token travels in the next packet. A token arrives
-if any packet holding a copy of it arrives. Tokens never sent stay absent (-1) for the
-decoder; the LM concealer, like the receiver in `simlab.actors.largesc`, predicts every token
-that did not arrive and the decoder uses its predictions only for tokens that were sent.
+Packetisation is the simulator's own (`simlab.sim.packetizer.Packetizer`, as the simulation's
+default): a packet carries ``frames_per_packet`` frames' first copies; the second copy of an
+m = 2 token travels in the next packet. A token arrives if any packet holding a copy of it
+arrives. Tokens never sent stay absent (-1) for the decoder; the LM concealer, like the
+receiver in `simlab.actors.largesc`, predicts every token that did not arrive and the decoder
+uses its predictions only for tokens that were sent.
 """
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import numpy as np
 import torch
 
 from simlab.actors.concealer import DropConcealer, LMConcealer, RepeatConcealer
+from simlab.actors.largesc import TOKEN_BITS
 from simlab.actors.mimi import MimiCodec
 from simlab.models.mimi_config import FRAME_SAMPLES
+from simlab.packets import header_profile, layout_of, mask_array
+from simlab.sim.packetizer import Packetizer
 
 MISSING = -1
 
@@ -37,13 +41,34 @@ def decode(codec: MimiCodec, tokens: np.ndarray) -> np.ndarray:
 
 
 def arrivals(masks: np.ndarray, lost_packets: np.ndarray, frames_per_packet: int) -> np.ndarray:
-    """[T, 8] bool: token arrived, for masks m ∈ {0,1,2} and per-packet losses (enough packets
-    for T frames plus one, which may carry the last frames' second copies)."""
-    T = masks.shape[0]
-    packet = np.arange(T) // frames_per_packet
-    first_ok = ~lost_packets[packet]
-    second_ok = ~lost_packets[packet + 1]
-    return (masks >= 1) & first_ok[:, None] | (masks >= 2) & second_ok[:, None]
+    """[T, K] bool: token arrived, for masks m ∈ {0,1,2} ([T, K]) and per-packet losses.
+
+    The frames go through the simulator's `Packetizer` as the sender hands them over (one
+    group of ``frames_per_packet`` frames at a time, no interleaving, redundancy ``next``, the
+    last group's second copies flushed into a packet of their own). ``lost_packets`` is indexed
+    by packet slot: ``lost_packets[g]`` is the loss of the packet made for group g (frames
+    g·F .. g·F + F − 1), ``lost_packets[ceil(T / F)]`` that of the closing packet, so it needs
+    ceil(T / F) + 1 entries. A group with nothing to carry (no token sent, no second copy
+    waiting) makes no packet and its slot's draw goes unused; the simulator's link would give
+    that draw to the next packet instead (one decision per packet sent)."""
+    masks = np.asarray(masks)
+    T, K = masks.shape
+    F = int(frames_per_packet)
+    packetizer = Packetizer(0, F, interleave=False, redundancy="next", headers=header_profile("ipv4"))
+    unit_bits = np.full(K, TOKEN_BITS, dtype=np.int64)
+    layouts = {n: layout_of(masks[n], unit_bits) for n in range(T)}
+    side_bits = dict.fromkeys(range(T), 0)
+    made = []  # (slot, packet)
+    starts = range(0, T, F)
+    for g, start in enumerate(starts):
+        made += [(g, pkt) for pkt in packetizer.packets(list(range(start, min(start + F, T))), layouts, side_bits)]
+    made += [(len(starts), pkt) for pkt in packetizer.flush(side_bits)]
+    arrived = np.zeros((T, K), dtype=bool)
+    for slot, pkt in made:
+        if not lost_packets[slot]:
+            for frame, unit_mask, _count, _bits in pkt.contents:
+                arrived[frame] |= mask_array(unit_mask, K)
+    return arrived
 
 
 def conceal(kind: str, tokens: np.ndarray, arrived: np.ndarray, lm=None, min_confidence: float = 0.0) -> np.ndarray:
