@@ -36,6 +36,8 @@ class Schedule:
             self._switch(k)
         return self.models[k].lost_at(t)
 
+    lost_at = lost  # the loss-model interface the links call
+
     def _switch(self, k: int) -> None:
         old, new = self.models[self._k], self.models[k]
         old.discard_block()

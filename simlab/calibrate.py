@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from simlab.actors import build_system, system_key
+from simlab.actors.base import BuildContext
+from simlab.build import build_system, system_key
 from simlab.actors.base import DictWindow, Received, Timer
 from simlab.audio import SHIPPED_CLIP, read_audio, shared_speech
 from simlab.errors import UserError
@@ -37,7 +38,7 @@ def measure(spec, device: str, frames: int = 100, loss: float = 0.2, seed: int =
     """Per stage: median and p95 of the per-call time over ``frames`` frames (the first few
     calls, which warm caches and allocators, are left out)."""
     rng = np.random.default_rng(seed)
-    system = build_system(spec, rng, device=device, seed=seed, threads=threads)
+    system = build_system(spec, BuildContext(rng, device, seed, threads))
     timer = Timer("measured", cuda=device == "cuda")
     warm = 5
     speech, used = _speech(system.sample_rate, (frames + warm + 2) * system.frame_samples / system.sample_rate)

@@ -80,7 +80,7 @@ def _calibrate(args) -> int:
                 raise
             raise UserError(f"--system: {args.system!r} is neither a scenario file nor a system mapping") from None
     data = calibrate(spec, args.device, Path(args.out), frames=args.frames, threads=args.threads)
-    from simlab.actors import system_key
+    from simlab.build import system_key
 
     print(f"wrote {args.out}: {system_key(spec)} on {args.device}")
     for stage, st in data["systems"][system_key(spec)].items():

@@ -15,42 +15,14 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-from simlab.actors import build_system, system_key
-from simlab.actors.base import Timer
+from simlab import registry
+from simlab.actors.base import BuildContext, Timer
+from simlab.build import build_system, call_params, estimator, headers_of, make_link, system_key
 from simlab.errors import UserError
-from simlab.packets import header_profile
-from simlab.report.csvstream import CsvStream, NullStream
+from simlab.report.recorder import RunRecorder
 from simlab.scenario import Scenario
 from simlab.sim.flow import Flow
-from simlab.sim.monitor import FRAME_COLUMNS
-
-PACKET_COLUMNS = ["flow", "seq", "kind", "send_s", "arrival_s", "header_bytes", "payload_bytes",
-                  "payload_bits", "first_frame", "lost", "late", "dropped"]
-
-
-def _packet_row(pkt):
-    return (pkt.flow, pkt.seq, pkt.kind, pkt.send_s, pkt.arrival_s, pkt.header_bytes, pkt.payload_bytes,
-            pkt.payload_bits, pkt.first_frame, int(pkt.lost), int(pkt.late), int(pkt.dropped))
-
-
-class _Frames:
-    """frames.csv, opened at the first row, when the system's own columns are known (every flow
-    runs the same system, so they have the same columns)."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self.stream = None
-
-    def add(self, row, info_columns) -> None:
-        if self.stream is None:
-            cols = FRAME_COLUMNS + list(info_columns or [])
-            self.stream = CsvStream(self.path, cols) if self.path else NullStream()
-        self.stream.add(row)
-
-    def close(self) -> None:
-        if self.stream is None:
-            self.stream = CsvStream(self.path, FRAME_COLUMNS) if self.path else NullStream()
-        self.stream.close()
+from simlab.sim.link import share
 
 
 class _Audio:
@@ -83,6 +55,9 @@ def _timer(sc: Scenario, system, cuda: bool) -> Timer:
 
 
 def _device(sc: Scenario) -> str:
+    """Where a torch system runs (``compute.device``; auto: CUDA when torch sees it); others: cpu."""
+    if not registry.system(sc.system).uses_torch:
+        return "cpu"
     if sc.compute.device != "auto":
         return sc.compute.device
     try:
@@ -93,81 +68,62 @@ def _device(sc: Scenario) -> str:
         return "cpu"
 
 
-def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
-    """Run the scenario, writing into ``out`` (None: write nothing, for benchmarks); returns the
-    summary row and the manifest's extra facts."""
+def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) -> dict:
+    """Run the scenario, writing into ``out`` (None: write nothing; ``keep``: hold the packet and
+    frame records in memory, returned as ``tables``); returns the summary row and the manifest's
+    extra facts."""
     from simlab.audio import read_audio
 
     wall0 = time.perf_counter()
     seeds = np.random.SeedSequence(sc.seed)
     system_seed, *flow_seeds = seeds.spawn(1 + sc.flows)
-    # Only the model-based system uses torch; the others run on the CPU without importing it.
-    device = _device(sc) if sc.system.kind == "largesc" else "cpu"
+    device = _device(sc)
     samples = None
     audio_path = sc.audio_path()
-    try:
-        system = build_system(sc.system, np.random.default_rng(system_seed), device=device,
-                              seed=int(system_seed.generate_state(1)[0]), threads=sc.compute.threads)
-    except ValueError as exc:  # a setting the system cannot take (e.g. largesc quantizers > 8, fixed)
-        raise UserError(f"system: {exc}") from None
+    system = build_system(sc.system, BuildContext(np.random.default_rng(system_seed), device,
+                                                  int(system_seed.generate_state(1)[0]), sc.compute.threads))
     if audio_path is not None:  # check_inputs made sure a system that needs audio has it
         samples = read_audio(audio_path, system.sample_rate)
     frame_s = system.frame_samples / system.sample_rate
     duration = sc.duration_s if sc.duration_s is not None else (
         len(samples) / system.sample_rate if samples is not None else 60.0)
     n_frames = max(1, int(math.floor(duration / frame_s + 1e-9)))
-    headers = header_profile(sc.network.headers, sc.network.rohc.steady_bytes, sc.network.rohc.refresh_bytes,
-                             sc.network.rohc.refresh_every)
+    headers = headers_of(sc)
     cuda = device == "cuda"
     tx_timer, rx_timer = _timer(sc, system, cuda), _timer(sc, system, cuda)
 
     env = simpy.Environment()
-    packets = CsvStream(out / "packets.csv", PACKET_COLUMNS) if out else NullStream()
-    frames = _Frames(out / "frames.csv" if out else None)
     source = _Audio(samples, system.frame_samples)
     audio_out = None
     if out and samples is not None and sc.outputs.audio and sc.flows == 1:
         from simlab.report.audio_out import AudioPair
 
         audio_out = AudioPair(out, system.sample_rate, system.frame_samples, getattr(system, "algorithmic_delay_samples", 0))
+    recorder = RunRecorder(out, keep, audio_out)
     pcap = None
     if out and sc.outputs.pcap:
         from simlab.report.pcap import PcapTap
 
         pcap = PcapTap(out / "forward.pcap", ipv6=sc.network.headers == "ipv6",
                        frame_samples=system.frame_samples)
-    stats = {"media": [0, 0, 0, 0, 0, 0]}  # sent, lost, dropped, late, header bytes, payload bytes
 
-    def record(pkt):  # forward media packets; feedback reports write their rows themselves
-        s = stats["media"]
-        s[0] += 1
-        s[1] += pkt.lost
-        s[2] += pkt.dropped
-        s[3] += pkt.late
-        if not pkt.dropped:
-            s[4] += pkt.header_bytes
-            s[5] += pkt.payload_bytes
-        packets.add(_packet_row(pkt))
-
+    net = sc.network
     shared = None
-    if sc.network.bottleneck == "shared":
-        from simlab.sim.flow import forward_link
-        from simlab.sim.link import SharedLink
-
+    if net.bottleneck == "shared":
         loss_seed, jitter_seed = seeds.spawn(2)  # after the flows' seeds: theirs stay as they were
-        shared = forward_link(env, sc.network.forward, np.random.default_rng(loss_seed),
-                              np.random.default_rng(jitter_seed), sc.path, cls=SharedLink)
+        shared = share(make_link(env, net.forward, np.random.default_rng(loss_seed),
+                                 np.random.default_rng(jitter_seed), sc.path, "network.forward"))
+    params = call_params(sc, n_frames, headers)
     flows = []
     for i, fs in enumerate(flow_seeds):
         names = ["forward_loss", "forward_jitter", "reverse_loss", "reverse_jitter"]
         rngs = {k: np.random.default_rng(s) for k, s in zip(names, fs.spawn(len(names)))}
-        play = None
-        if audio_out is not None:
-            play = audio_out.play
-        flow = Flow(env, i, sc, system if i == 0 else build_system(
-                        sc.system, np.random.default_rng(fs.spawn(1)[0]), device=device, seed=i),
-                    tx_timer, rx_timer, headers, rngs, n_frames, source, record, packets.add, frames.add, play,
-                    sc.path, forward=shared)
+        forward = shared if shared is not None else make_link(
+            env, net.forward, rngs["forward_loss"], rngs["forward_jitter"], sc.path, "network.forward")
+        reverse = make_link(env, net.reverse, rngs["reverse_loss"], rngs["reverse_jitter"], sc.path, "network.reverse")
+        flow_system = system if i == 0 else build_system(
+            sc.system, BuildContext(np.random.default_rng(fs.spawn(1)[0]), device, i, sc.compute.threads))
+        flow = Flow(env, i, flow_system, params, forward, reverse, estimator(sc), recorder, source, tx_timer, rx_timer)
         if pcap is not None:  # every flow (its own UDP ports and SSRC)
             flow.sender.tap = pcap.packet
         flows.append(flow)
@@ -178,21 +134,21 @@ def simulate(sc: Scenario, out: Path | None, progress=None) -> dict:
     env.run()
     for f in flows:
         f.finish()
-    packets.close()
-    frames.close()
-    if audio_out is not None:
-        audio_out.close()
+    recorder.close()
     if pcap is not None:
         pcap.close()
-    summary = summarize(sc, flows, stats, n_frames * frame_s, headers, system)
+    summary = summarize(sc, flows, recorder.media, n_frames * frame_s, headers, system)
     facts = {"wall_s": time.perf_counter() - wall0, "system": system.describe(), "device": device,
              "frames": n_frames, "events_processed": None}
-    return {"summary": summary, "facts": facts}
+    result = {"summary": summary, "facts": facts}
+    if keep and out is None:
+        result["tables"] = recorder.tables()
+    return result
 
 
-def summarize(sc, flows, stats, duration_s, headers, system) -> dict:
+def summarize(sc, flows, media, duration_s, headers, system) -> dict:
     n = len(flows)
-    sent, lost, dropped, late, hdr_b, pay_b = stats["media"]
+    sent, lost, dropped, late, hdr_b, pay_b = media
     fb_sent = sum(f.feedback.sent for f in flows)
     fb_bytes = sum(f.feedback.carried_bytes for f in flows)
     # Reports due within the call (those made while the last frames drained are not counted).

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from simlab import registry
 from simlab.errors import UserError
 from simlab.scenario import Scenario
 
 
 def check_inputs(sc: Scenario) -> None:
     """`UserError` (one line, naming the key) for the first input the run could not use."""
+    _check_system(sc)
     _check_losses(sc)
     _check_audio(sc)
     _check_profile(sc)
@@ -31,10 +33,11 @@ def input_paths(sc: Scenario) -> list[Path]:
     audio = sc.audio_path()
     if audio is not None:
         paths.append(audio)
+    paths += [sc.path(f) for f in registry.plugin_files("systems", sc.system)]
     for link in (sc.network.forward, sc.network.reverse):
+        paths += [sc.path(f) for f in registry.plugin_files("links", link.link)]
         for loss in [link.loss, *(ph.loss for ph in link.schedule)]:
-            if loss.model == "trace":
-                paths.append(sc.path(loss.file))
+            paths += [sc.path(f) for f in registry.plugin_files("channels", loss)]
     if sc.compute.profile is not None:
         from simlab.latency import resolve_profile_path
 
@@ -47,9 +50,18 @@ def input_paths(sc: Scenario) -> list[Path]:
     return paths
 
 
+def _check_system(sc: Scenario) -> None:
+    entry = registry.system(sc.system)
+    if entry.check is not None:
+        try:
+            entry.check(sc.system, sc)
+        except ValueError as exc:
+            raise UserError(f"system: {exc}") from None
+
+
 def _check_losses(sc: Scenario) -> None:
     # Building the channels is the check: the same code, the same messages as the run's own.
-    from simlab.sim.flow import loss_schedule
+    from simlab.build import loss_schedule
 
     for where, link in (("network.forward", sc.network.forward), ("network.reverse", sc.network.reverse)):
         loss_schedule(link, np.random.default_rng(0), sc.path, where)
@@ -60,7 +72,7 @@ def _check_audio(sc: Scenario) -> None:
 
     path = sc.audio_path()  # the first of a list that exists; UserError when none does
     if path is None:
-        if sc.system.kind != "synthetic":
+        if registry.system(sc.system).needs_audio:
             raise UserError(f"audio: system {sc.system.kind} needs an audio file")
         return
     try:
@@ -72,7 +84,7 @@ def _check_audio(sc: Scenario) -> None:
 def _check_profile(sc: Scenario) -> None:
     if sc.compute.timing != "profile" or sc.compute.profile is None:
         return
-    from simlab.actors import system_key
+    from simlab.build import system_key
     from simlab.latency import profile_entry, resolve_profile_path
 
     path = resolve_profile_path(sc.compute.profile, sc.base_dir)
@@ -83,9 +95,14 @@ def _check_profile(sc: Scenario) -> None:
 
 
 def _check_metrics(sc: Scenario) -> None:
+    from simlab.metrics.asr import get_recognizer
+
+    try:  # always, whether or not wer is asked for: a misspelt name is an error either way
+        get_recognizer(sc.recognizer)
+    except UserError as exc:
+        raise UserError(f"recognizer: {exc}") from None
     if not sc.metrics:
         return  # the metrics package takes seconds to import: only when the scenario scores
-    from simlab.metrics.asr import get_recognizer
     from simlab.metrics.registry import check_names
     from simlab.metrics.transcript import resolve_transcript
 
@@ -93,9 +110,5 @@ def _check_metrics(sc: Scenario) -> None:
         names = check_names(list(sc.metrics))
     except UserError as exc:
         raise UserError(f"metrics: {exc}") from None
-    if "wer" in names:  # the recogniser and the transcript serve wer alone
-        try:
-            get_recognizer(sc.recognizer)
-        except UserError as exc:
-            raise UserError(f"recognizer: {exc}") from None
+    if "wer" in names:  # the transcript serves wer alone
         resolve_transcript(sc, sc.audio_path())

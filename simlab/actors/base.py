@@ -19,6 +19,18 @@ STAGE_COMPONENT = {"encoder": "coder", "decoder": "coder", "controller": "ra", "
 STAGES = tuple(STAGE_COMPONENT)
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What a system's factory gets besides its spec: a generator of its own (spawned from the
+    scenario's seed), the torch device its models run on (``cpu`` for systems without torch),
+    an integer seed for libraries that take one, and torch's intra-op threads."""
+
+    rng: np.random.Generator
+    device: str = "cpu"
+    seed: int = 0
+    threads: int = 1
+
+
 @dataclass
 class Encoded:
     """One frame as the sender's packetizer sees it.

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from simlab import registry
 from simlab.batch.audio_set import expand_audio, librispeech_transcript, scenario_audio
 from simlab.batch.experiment import AUDIO, LABEL, REPEAT, Experiment
 from simlab.errors import UserError
@@ -65,7 +66,9 @@ def run_seed(experiment_seed: int, coords: dict[str, Any], shared: list[str] | t
 
 #: Scenario keys added after batch folders existed, at the value that does what runs did before
 #: them: left out of the run key there, so that an unchanged experiment still resumes its folder.
-NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_flow"}
+NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_flow",
+                                                ("network", "forward", "link"): {"model": "fifo"},
+                                                ("network", "reverse", "link"): {"model": "fifo"}}
 
 
 def run_key(resolved: dict) -> str:
@@ -149,7 +152,7 @@ def expand(exp: Experiment) -> list[Run]:
                 raise UserError(f"{exp.name}: runs {_describe(seen[key])} and {_describe(coords)} are the "
                                 f"same scenario (same_seed_across makes them identical?)")
             seen[key] = coords
-            gpu = sc.system.kind == "largesc" and sc.compute.device == "cuda"
+            gpu = registry.system(sc.system).uses_torch and sc.compute.device == "cuda"
             runs.append(Run(coords, seed, key, resolved, str(scenario_dir), gpu))
     return runs
 

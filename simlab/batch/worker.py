@@ -45,11 +45,12 @@ def execute(scenario: dict, base_dir: str, folder: str, threads: int | None = No
     out = Path(folder)
     try:
         if not complete(out):  # a Dask retry after a lost worker may find it done
+            from simlab import registry
             from simlab.run import run_scenario
             from simlab.scenario import parse_scenario
 
             sc = parse_scenario(scenario, base_dir, source=f"run {out.name}")
-            if threads and sc.system.kind == "largesc":
+            if threads and registry.system(sc.system).uses_torch:
                 import torch
 
                 torch.set_num_threads(threads)

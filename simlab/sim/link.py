@@ -1,79 +1,121 @@
 """A link: FIFO queue (optionally capped), serialization at its bandwidth, propagation delay,
-jitter, and erasures by a `channels` schedule."""
+jitter, and erasures by a loss model (a `channels` model or schedule)."""
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 import simpy
 
-from channels import Schedule
 from simlab.packets import Packet
+from simlab.records import NullRecorder
 from simlab.sim.clock import Fifo, call_at
 
 
-class Link:
-    """``put(packet)`` at the time the packet is handed over; ``out(packet)`` is called at its
-    arrival. A packet the channel erases or the full queue drops never reaches ``out``; every
-    packet, delivered or not, goes to ``record`` once its fate is known."""
+@dataclass(frozen=True)
+class LinkParams:
+    """What a link is: ``loss`` has ``lost_at(t)`` (a `channels.LossModel` or `Schedule`);
+    ``rng`` draws the jitter (needed when ``jitter_s`` > 0); ``queue_packets`` caps the FIFO
+    (packets waiting besides the one in service; None: unbounded)."""
 
-    def __init__(self, env: simpy.Environment, bandwidth_bps: float, delay_s: float, loss: Schedule,
-                 rng: np.random.Generator, jitter_s: float = 0.0, queue_packets: int | None = None):
+    bandwidth_bps: float
+    delay_s: float
+    loss: Any
+    jitter_s: float = 0.0
+    queue_packets: Optional[int] = None
+    rng: Optional[np.random.Generator] = None
+
+
+class Link:
+    """``put(packet)`` at the time the packet is handed over; ``out.put(packet)`` at its
+    arrival. A packet the channel erases or the full queue drops never reaches ``out``; every
+    packet, delivered or not, goes to ``recorder.packet`` once its fate is known.
+
+    ``transmit(packet, t)`` decides a packet's fate without an event (for callers that model
+    their own timing lazily, like the feedback path): the same queue, bandwidth, loss and delay.
+    """
+
+    def __init__(self, env: simpy.Environment, params: LinkParams | None = None, **kwargs):
+        p = params if params is not None else LinkParams(**kwargs)
+        if p.jitter_s and p.rng is None:
+            raise ValueError("a link with jitter needs rng (a numpy Generator)")
         self.env = env
-        self.bandwidth_bps = float(bandwidth_bps)
-        self.delay_s = float(delay_s)
-        self.jitter_s = float(jitter_s)
-        self.loss = loss
-        self.rng = rng
-        self.queue_packets = queue_packets
+        self.params = p
+        self.bandwidth_bps = float(p.bandwidth_bps)
+        self.delay_s = float(p.delay_s)
+        self.jitter_s = float(p.jitter_s)
+        self.loss = p.loss
+        self.rng = p.rng
+        self.queue_packets = p.queue_packets
         self.tx = Fifo()
         self._departures: deque[float] = deque()  # departure times of packets queued or in service
-        self.out: Callable[[Packet], None] | None = None
-        self.record: Callable[[Packet], None] | None = None
+        self.out: Any = None
+        self.recorder: Any = NullRecorder()
         self.carried_bytes = 0  # bytes put on the wire (erased ones too: they used the link)
 
-    def put(self, pkt: Packet) -> None:
-        now = self.env.now
-        pkt.send_s = now
+    def transmit(self, pkt: Packet, t: float) -> bool:
+        """Send ``pkt`` at ``t``: True with ``pkt.arrival_s`` set when it will arrive, False with
+        ``pkt.dropped`` or ``pkt.lost`` set when it will not."""
+        pkt.send_s = t
         if self.queue_packets is not None:
             q = self._departures
-            while q and q[0] <= now:
+            while q and q[0] <= t:
                 q.popleft()
             # One packet in service plus queue_packets waiting.
             if len(q) > self.queue_packets:
                 pkt.dropped = True
-                self.record(pkt)
-                return
-        start, end = self.tx.serve(now, pkt.size_bytes * 8.0 / self.bandwidth_bps)
+                return False
+        start, end = self.tx.serve(t, pkt.size_bytes * 8.0 / self.bandwidth_bps)
         if self.queue_packets is not None:
             self._departures.append(end)
         self.carried_bytes += pkt.size_bytes
-        if self.loss.lost(now):
+        if self.loss.lost_at(t):
             pkt.lost = True
-            self.record(pkt)
-            return
+            return False
         delay = self.delay_s
         if self.jitter_s:
             delay = max(0.0, delay + self.jitter_s * (2.0 * self.rng.random() - 1.0))
         pkt.arrival_s = end + delay
-        call_at(self.env, pkt.arrival_s, self._arrive, pkt)
+        return True
+
+    def put(self, pkt: Packet) -> None:
+        if self.transmit(pkt, self.env.now):
+            call_at(self.env, pkt.arrival_s, self._arrive, pkt)
+        else:
+            self.recorder.packet(pkt)
 
     def _arrive(self, pkt: Packet) -> None:
-        self.out(pkt)
-        self.record(pkt)
+        self.out.put(pkt)
+        self.recorder.packet(pkt)
 
 
-class SharedLink(Link):
-    """One link that several flows cross (a bottleneck): their packets share its FIFO, bandwidth
-    and loss process, and each goes on to its own flow's receiver and record."""
+class FlowDemux:
+    """Hands a packet to the element of its flow (``put``) or its flow's recorder (``packet``):
+    what a link that several flows cross forwards to (see `share`)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._outs: dict[int, Callable[[Packet], None]] = {}
-        self._records: dict[int, Callable[[Packet], None]] = {}
-        self.out = lambda pkt: self._outs[pkt.flow](pkt)
-        self.record = lambda pkt: self._records[pkt.flow](pkt)
+    def __init__(self) -> None:
+        self.targets: dict[int, Any] = {}
 
-    def attach(self, flow: int, out: Callable[[Packet], None], record: Callable[[Packet], None]) -> None:
-        self._outs[flow], self._records[flow] = out, record
+    def put(self, pkt: Packet) -> None:
+        self.targets[pkt.flow].put(pkt)
+
+    def packet(self, pkt: Packet) -> None:
+        self.targets[pkt.flow].packet(pkt)
+
+
+def share(link):
+    """Make ``link`` (any link model) a bottleneck several flows cross: their packets share its
+    queue, bandwidth and loss process, and each goes on to its own flow (`attach`)."""
+    link.out, link.recorder = FlowDemux(), FlowDemux()
+    return link
+
+
+def attach(link, flow: int, out: Any, recorder: Any) -> None:
+    """Wire ``link`` to a flow's receiver and recorder: by assignment, or as one of the flows of
+    a shared link."""
+    if isinstance(link.out, FlowDemux):
+        link.out.targets[flow], link.recorder.targets[flow] = out, recorder
+    else:
+        link.out, link.recorder = out, recorder

@@ -15,15 +15,8 @@ import numpy as np
 
 from simlab.actors.base import Decoded, Encoded, Received
 from simlab.packets import Layout, mask_array
+from simlab.records import FrameRecord, NullRecorder
 from simlab.report.quantiles import StreamStats
-
-FRAME_COLUMNS = [
-    "flow", "frame", "capture_s", "send_s", "release_s", "playout_s",
-    "t_context_s", "t_encoder_s", "t_ra_s", "t_transmit_s", "t_wait_s", "t_lm_s", "t_decoder_s",
-    "t_coder_s", "latency_s", "eq22_latency_s", "p_hat",
-    "tokens_sent", "tokens_repeated", "tokens_received", "tokens_lost", "tokens_late",
-    "tokens_concealed", "payload_bits",
-]
 
 
 NAN = math.nan
@@ -58,12 +51,14 @@ class FrameState:
 
 
 class Monitor:
-    def __init__(self, flow: int, frame_s: float, algorithmic_delay_s: float,
-                 write_row: Callable[[list], None], info_columns: list[str] | None = None):
+    """``recorder.frame`` gets each frame's `FrameRecord` and the system's own values."""
+
+    def __init__(self, flow: int, frame_s: float, algorithmic_delay_s: float = 0.0, recorder=None,
+                 info_columns: list[str] | None = None):
         self.flow = flow
         self.frame_s = frame_s
         self.algorithmic_delay_s = algorithmic_delay_s
-        self.write_row = write_row
+        self.recorder = recorder if recorder is not None else NullRecorder()
         self.info_columns = info_columns
         self.frames: dict[int, FrameState] = {}
         self._early: dict[int, tuple] = {}
@@ -178,15 +173,16 @@ class Monitor:
         lost = sent - received - late
         repeated = st.layout.double.bit_count()
         concealed = dec.concealed if dec is not None else 0
-        row = [self.flow, st.n, st.capture_s, send_s, st.release_s, st.rx_end + d,
-               t_context, t_enc, t_ra, t_transmit, t_wait, t_lm, t_dec, t_coder, latency, eq22, st.p_hat,
-               sent, repeated, received, lost, late, concealed, st.payload_bits]
+        record = FrameRecord(self.flow, st.n, st.capture_s, send_s, st.release_s, st.rx_end + d,
+                             t_context, t_enc, t_ra, t_transmit, t_wait, t_lm, t_dec, t_coder, latency, eq22,
+                             st.p_hat, sent, repeated, received, lost, late, concealed, st.payload_bits)
         if self.info_columns is None:
             self.info_columns = list(enc.info) + list(dec.info if dec is not None else ())
+        values = ()
         if self.info_columns:
             info = {**enc.info, **dec.info} if dec is not None else enc.info
-            row.extend([info.get(k, "") for k in self.info_columns])
-        self.write_row(row, self.info_columns)
+            values = [info.get(k, "") for k in self.info_columns]
+        self.recorder.frame(record, values, self.info_columns)
         t = self.totals
         t[0] += 1
         t[1] += sent

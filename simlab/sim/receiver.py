@@ -2,12 +2,11 @@
 concealer and decoder on the RX device, playout."""
 from __future__ import annotations
 
-from typing import Callable
-
 import simpy
 
 from simlab.actors.base import Received, System, Timer
 from simlab.packets import Packet
+from simlab.records import NullRecorder
 from simlab.sim.clock import Fifo
 from simlab.sim.feedback import Feedback
 from simlab.sim.monitor import Monitor
@@ -21,21 +20,25 @@ class Receiver:
 
     Releases happen lazily but exactly: before an arrival at t is counted, every frame due
     before t is released with what had arrived by its deadline.
+
+    ``monitor`` must be the sender's (it holds what was sent of each frame); ``feedback``
+    (optional) counts arrivals for the loss reports; ``recorder.playout`` gets each frame's
+    decoded audio. ``lookahead_frames`` defaults to the system's own.
     """
 
-    def __init__(self, env: simpy.Environment, system: System, timer: Timer, monitor: Monitor,
-                 feedback: Feedback, n_frames: int, frame_s: float, playout_delay_s: float,
-                 lookahead_frames: int, play: Callable[[int, object], None] | None = None):
+    def __init__(self, env: simpy.Environment, system: System, monitor: Monitor, n_frames: int,
+                 playout_delay_s: float, lookahead_frames: int | None = None, timer: Timer | None = None,
+                 feedback: Feedback | None = None, recorder=None):
         self.env = env
         self.system = system
-        self.timer = timer
+        self.timer = timer if timer is not None else Timer("profile", None)
         self.monitor = monitor
         self.feedback = feedback
+        self.recorder = recorder if recorder is not None else NullRecorder()
         self.n_frames = n_frames
-        self.frame_s = frame_s
+        self.frame_s = system.frame_samples / system.sample_rate
         self.playout_delay_s = playout_delay_s
-        self.lookahead_frames = lookahead_frames
-        self.play = play
+        self.lookahead_frames = system.lookahead_frames if lookahead_frames is None else lookahead_frames
         self.device = Fifo()
         self._next = 0  # next frame to release
         self._limit = -1  # frames beyond this are outside the current window
@@ -45,7 +48,8 @@ class Receiver:
 
     def put(self, pkt: Packet) -> None:
         t = self.env.now
-        self.feedback.arrived(t, pkt)
+        if self.feedback is not None:
+            self.feedback.arrived(t, pkt)
         self.release_until(t)
         self.monitor.copies_delivered(pkt, self._in_time)
 
@@ -69,8 +73,7 @@ class Receiver:
             rx = self.timer.take()
             start, end = self.device.serve(rel, sum(rx.values()))
             self.monitor.released(n, rel, dec, rx, start, end)
-            if self.play is not None:
-                self.play(n, dec.audio)
+            self.recorder.playout(self.monitor.flow, n, dec.audio)
             self._next += 1
 
     def finish(self) -> None:

@@ -2,7 +2,7 @@
 packetizer -> link."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import simpy
 
@@ -19,24 +19,28 @@ class Sender:
     each frame through the system's TX stages at the frame's own capture time on the TX device
     (a FIFO): what the controller sees is p-hat as it was when that frame was captured.
 
-    ``audio(n)`` gives frame n's samples (None for systems without audio); ``out`` is the
-    forward link's ``put``.
+    ``audio(n)`` gives frame n's samples (None: a system without audio); ``out`` is the element
+    packets go to (``out.put(packet)``: a link, an ns.py element). ``feedback`` (optional: p-hat
+    stays ``initial_p`` without it) is what the sender knows of the loss; ``monitor`` (one is made
+    when absent) keeps each frame's account: hand the same one to the `Receiver`.
     """
 
-    def __init__(self, env: simpy.Environment, system: System, timer: Timer, packetizer: Packetizer,
-                 monitor: Monitor, feedback: Feedback, audio: Callable[[int], object], n_frames: int,
-                 frame_s: float):
+    def __init__(self, env: simpy.Environment, system: System, packetizer: Packetizer, n_frames: int,
+                 audio: Callable[[int], object] | None = None, timer: Timer | None = None,
+                 monitor: Monitor | None = None, feedback: Feedback | None = None, initial_p: float = 0.0):
         self.env = env
         self.system = system
-        self.timer = timer
+        self.timer = timer if timer is not None else Timer("profile", None)
         self.packetizer = packetizer
-        self.monitor = monitor
+        self.frame_s = system.frame_samples / system.sample_rate
+        self.monitor = monitor if monitor is not None else Monitor(
+            packetizer.flow, self.frame_s, getattr(system, "algorithmic_delay_samples", 0) / system.sample_rate)
         self.feedback = feedback
-        self.audio = audio
+        self.initial_p = initial_p
+        self.audio = audio if audio is not None else (lambda n: None)
         self.n_frames = n_frames
-        self.frame_s = frame_s
         self.device = Fifo()
-        self.out: Callable | None = None
+        self.out: Any = None
         self.tap: Callable | None = None  # tap(packet, encoded frames) after each send (pcap)
         self._encoded: dict = {}  # for the tap only
         self._layouts: dict = {}
@@ -57,7 +61,7 @@ class Sender:
         end = self.env.now
         for n in frames:
             ready = (n + 1) * self.frame_s
-            p_hat = self.feedback.p_hat(ready)
+            p_hat = self.feedback.p_hat(ready) if self.feedback is not None else self.initial_p
             enc = self.system.transmit(n, self.audio(n), p_hat, self.timer)
             tx = self.timer.take()
             _, end = self.device.serve(ready, sum(tx.values()))
@@ -88,6 +92,6 @@ class Sender:
 
     def _send(self, pkts, known) -> None:
         for pkt in pkts:
-            self.out(pkt)
+            self.out.put(pkt)
             if self.tap is not None:
                 self.tap(pkt, known)

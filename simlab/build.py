@@ -1,0 +1,74 @@
+"""Scenario -> the simulator's typed parameters and elements. `simlab.sim` knows no scenario:
+this is the one place that reads one to build links, loss models, estimators and call
+parameters, each through its registry entry."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from channels.schedule import Schedule
+from simlab import registry
+from simlab.actors.base import BuildContext
+from simlab.errors import UserError
+from simlab.packets import RTCP_BYTES, HeaderProfile, header_profile
+from simlab.sim.flow import CallParams
+from simlab.sim.link import LinkParams
+
+
+def loss_schedule(link_spec, rng: np.random.Generator, resolve: Callable, where: str) -> Schedule:
+    """The link's loss model and phases, each model with a stream of its own spawned from
+    ``rng``; file paths resolved relative to the scenario. ``where`` names the link's key path
+    for error messages."""
+    phases = list(link_spec.schedule)
+    streams = rng.spawn(len(phases) + 1)
+    specs = [ph.loss for ph in phases] + [link_spec.loss]
+    try:
+        models = [registry.channel(spec).factory(spec, s, resolve) for spec, s in zip(specs, streams)]
+    except ValueError as exc:
+        raise UserError(f"{where}.loss: {exc}") from None
+    carries = [registry.channel(spec).carries_state for spec in specs]
+    return Schedule([(ph.until_s, m) for ph, m in zip(phases, models)], models[-1], carries)
+
+
+def link_params(link_spec, loss_rng: np.random.Generator, jitter_rng: np.random.Generator, resolve: Callable,
+                where: str) -> LinkParams:
+    return LinkParams(link_spec.bandwidth_bps, link_spec.delay_s, loss_schedule(link_spec, loss_rng, resolve, where),
+                      link_spec.jitter_s, link_spec.queue_packets, jitter_rng)
+
+
+def make_link(env, link_spec, loss_rng: np.random.Generator, jitter_rng: np.random.Generator, resolve: Callable,
+              where: str):
+    """The link element ``network.forward``/``network.reverse`` describes (its link model's factory)."""
+    params = link_params(link_spec, loss_rng, jitter_rng, resolve, where)
+    return registry.get("links", link_spec.link.model).factory(link_spec.link, params, env)
+
+
+def headers_of(sc) -> HeaderProfile:
+    r = sc.network.rohc
+    return header_profile(sc.network.headers, r.steady_bytes, r.refresh_bytes, r.refresh_every)
+
+
+def call_params(sc, n_frames: int, headers: HeaderProfile) -> CallParams:
+    fb, pz = sc.feedback, sc.packetization
+    overhead = RTCP_BYTES + headers.ip_udp_bytes() if fb.accounting == "rtcp" else 0
+    return CallParams(n_frames, pz.frames_per_packet, pz.interleave, pz.redundancy, headers,
+                      sc.receiver.playout_delay_s, fb.interval_s, fb.report_bytes, overhead, fb.initial_p)
+
+
+def estimator(sc) -> Any:
+    spec = sc.feedback.estimator
+    return registry.get("estimators", spec.kind).factory(spec, sc.feedback.initial_p)
+
+
+def system_key(spec) -> str:
+    """The name a latency profile files a system's stages under (its entry's ``profile_key``)."""
+    return registry.system(spec).key(spec)
+
+
+def build_system(spec, ctx: BuildContext):
+    """The system a spec names, by its registry entry's factory."""
+    try:
+        return registry.system(spec).factory(spec, ctx)
+    except ValueError as exc:  # a setting the system cannot take (e.g. largesc quantizers > 8, fixed)
+        raise UserError(f"system: {exc}") from None
