@@ -65,16 +65,14 @@ def test_trace(tmp_path):
 
 def test_schedule_phases_and_state_carry():
     rng = np.random.default_rng(1)
-    sch = channels.build_schedule({"model": "uniform", "p": 0.0},
-                                  [{"until_s": 10, "loss": {"model": "uniform", "p": 0.0}},
-                                   {"until_s": 20, "loss": {"model": "uniform", "p": 1.0}}], rng)
+    sch = Schedule([(10, Uniform(0.0, rng)), (20, Uniform(1.0, rng))], Uniform(0.0, rng))
     assert not any(sch.lost(t) for t in np.arange(0, 10, 0.01))
     assert all(sch.lost(t) for t in np.arange(10, 20, 0.01))
     assert not any(sch.lost(t) for t in np.arange(20, 30, 0.01))
     # A Gilbert-Elliott chain in Bad stays in Bad across a phase change (r = 0 keeps it there).
     a = GilbertElliott(1.0, 0.5, np.random.default_rng(2))
     b = GilbertElliott(0.0, 0.0 + 1e-12, np.random.default_rng(3))
-    s = Schedule([(1.0, a)], b)
+    s = Schedule([(1.0, a)], b, carries=[True, True])  # the gilbert_elliott entry's carries_state
     s.lost(0.0)
     s.lost(0.5)
     assert a.state == 1 or a.state == 0
@@ -88,3 +86,20 @@ def test_bad_parameters():
         Uniform(1.7, np.random.default_rng())
     with pytest.raises(ValueError, match="burst"):
         GilbertElliott.from_average(0.1, 0.5, np.random.default_rng())
+
+
+def test_scenario_schedule_carries_gilbert_elliott_state_by_the_registry_trait():
+    from simlab.build import loss_schedule
+    from simlab.scenario import load_scenario
+
+    sc = load_scenario({"network": {"forward": {
+        "loss": {"model": "gilbert_elliott", "p": 0.0, "r": 1e-9},
+        "schedule": [{"until_s": 1.0, "loss": {"model": "gilbert_elliott", "p": 1.0, "r": 1e-9}},
+                     {"until_s": 2.0, "loss": {"model": "uniform", "p": 0.0}}]}}})
+    sch = loss_schedule(sc.network.forward, np.random.default_rng(0), sc.path, "network.forward")
+    assert sch.carries == [True, False, True]
+    assert sch.lost(0.5)  # phase 0 drives the chain into Bad, where it stays
+    assert not sch.lost(1.5)  # a uniform phase in between: nothing to carry
+    sch2 = loss_schedule(sc.network.forward.model_copy(update={"schedule": sc.network.forward.schedule[:1]}),
+                         np.random.default_rng(0), sc.path, "network.forward")
+    assert sch2.lost(0.5) and sch2.lost(1.5)  # Bad carried into the last phase (p = 0 would start in Good)

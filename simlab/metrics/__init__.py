@@ -6,12 +6,15 @@ that a metric module (imported by the registry) does not pull scipy and the rest
 """
 from importlib import import_module
 
-_WHERE = {"align": "align", "estimate_lag": "align", "Recognizer": "asr", "register_recognizer": "asr",
+# ``align`` is also a submodule's name: bound eagerly so the function, not the module, is found.
+from simlab.metrics.align import align, estimate_lag
+
+_WHERE = {"Recognizer": "asr", "register_recognizer": "asr",
           "bench_metrics": "bench", "compute_metrics": "compute", "window_metrics": "compute",
           "metric_names": "registry", "specs": "registry", "token_accuracy": "tokens",
           "word_error_rate": "wer"}
 
-__all__ = sorted(_WHERE)
+__all__ = sorted([*_WHERE, "align", "estimate_lag"])
 
 
 def __getattr__(name: str):

@@ -7,7 +7,6 @@ bounded (``max_lag_s``) so that a periodic or silent stretch cannot pull the est
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import correlate, correlation_lags
 
 from simlab.errors import UserError
 
@@ -23,6 +22,8 @@ def estimate_lag(reference: np.ndarray, received: np.ndarray, sample_rate: int,
     max_lag = int(round(max_lag_s * sample_rate))
     if max_lag == 0 or not np.any(reference) or not np.any(received):
         return 0
+    from scipy.signal import correlate, correlation_lags  # scipy takes ~1 s to import: only when scoring
+
     xc = correlate(received.astype(np.float64), reference.astype(np.float64), mode="full", method="fft")
     lags = correlation_lags(len(received), len(reference), mode="full")
     keep = np.abs(lags) <= max_lag
