@@ -12,13 +12,14 @@ from simlab.errors import UserError
 
 
 def _run(args) -> int:
-    from simlab.run import run_scenario
+    from simlab.api import run
     from simlab.scenario import load_scenario
 
     sc = load_scenario(args.scenario, args.set)
     out = Path(args.out) if args.out else Path("results") / sc.name
-    summary = run_scenario(sc, out, force=args.force)
-    for warning in json.loads((out / "manifest.json").read_text()).get("warnings", []):
+    result = run(sc, out, force=args.force)
+    summary = result.summary
+    for warning in result.warnings:
         print(f"simlab: warning: {warning}", file=sys.stderr)
     keys = ["packets_sent", "loss_rate", "payload_bps", "header_bps", "ctrl_bps", "total_bps", "eq24_total_bps",
             "latency_mean_s", "latency_p95_s"]
@@ -89,7 +90,7 @@ def _calibrate(args) -> int:
 
 
 def _info(args) -> int:
-    from simlab.run import git_commit, versions
+    from simlab.simulation import git_commit, versions
 
     print(json.dumps({"versions": versions(), "git_commit": git_commit()}, indent=2))
     return 0
@@ -129,13 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as runs use)")
     k.set_defaults(fn=_calibrate)
 
+    from simlab import registry
     from simlab.batch.cli import add_parser as add_batch
     from simlab.report.plot_cli import add_parser as add_plot
-    from simlab.train.cli import add_parser as add_train
 
     add_batch(sub)
     add_plot(sub)
-    add_train(sub)
+    for name, command in registry.entries("commands").items():  # plugins' commands (LargeSC's train)
+        try:
+            command.add_parser(sub)
+        except Exception as exc:  # a broken plugin command must not take the others down
+            print(f"simlab: warning: command {name} from {registry.origin('commands', name)} failed to load: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
 
     i = sub.add_parser("info", help="versions and git commit")
     i.set_defaults(fn=_info)

@@ -89,3 +89,32 @@ class NullRecorder:
 
     def playout(self, flow, frame, audio) -> None:
         pass
+
+
+def _types(record) -> dict[str, str]:
+    """Column -> pandas dtype, from the record's field annotations."""
+    names = {"int": "int64", "float": "float64", "str": "object"}
+    return {c: names[getattr(t, "__forward_arg__", t)] for c, t in record.__annotations__.items()}
+
+
+def read_table(path):
+    """packets.csv or frames.csv as a DataFrame whose columns have the types their record
+    declares (a system's own frame columns stay strings: a mask like ``22211110`` is no number)."""
+    import pandas as pd
+
+    path = str(path)
+    record = PacketRecord if path.endswith("packets.csv") else FrameRecord
+    header = pd.read_csv(path, nrows=0).columns
+    types = _types(record)
+    dtypes = {c: types.get(c, "object") for c in header}
+    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values={c: ["", "nan"] for c in header
+                                                                             if types.get(c) == "float64"})
+
+
+def frame_of(rows: list, columns: list[str], record) -> "pandas.DataFrame":  # noqa: F821
+    """Rows kept in memory as the DataFrame `read_table` would give for them on disk."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(rows, columns=columns)
+    types = _types(record)
+    return df.astype({c: types.get(c, "object") for c in columns})

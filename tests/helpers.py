@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from simlab.run import run_scenario
+from simlab.simulation import run_scenario
 from simlab.scenario import apply_overrides, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]

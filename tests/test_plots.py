@@ -17,7 +17,7 @@ from simlab.report.fig9 import fig9_figure, window_centres
 from simlab.report.plot_cli import add_parser
 from simlab.report.plots import plot_path
 from simlab.report.run_data import load_run, load_runs
-from simlab.run import run_scenario
+from simlab.simulation import run_scenario
 from simlab.scenario import load_scenario
 
 SYNTH = ["duration_s=8", "system.quantizers=5", "system.redundant=1", "metrics=[token_accuracy]",

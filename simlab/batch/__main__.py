@@ -1,7 +1,8 @@
-"""``python -m simlab.batch EXPERIMENT --out DIR [-j N] [--dask ADDRESS|local]``."""
+"""``python -m simlab.batch EXPERIMENT --out DIR [-j N] [--dask ADDRESS|local]``: the ``batch``
+subcommand of the ``simlab`` command."""
 import sys
 
-from simlab.batch.cli import entry
-
 if __name__ == "__main__":  # spawned workers import this module too: run only when executed
-    sys.exit(entry())
+    from simlab.cli import main
+
+    sys.exit(main(["batch", *sys.argv[1:]]))

@@ -67,10 +67,3 @@ def main(args: argparse.Namespace) -> int:
                        keep_other_runs=getattr(args, "keep_other_runs", False))
     print(f"{exp.name}: {result.line()}")
     return 1 if result.failed else 0
-
-
-def entry(argv: list[str] | None = None) -> int:
-    """``python -m simlab.batch ...``: the ``batch`` subcommand of the main CLI."""
-    from simlab.cli import main as simlab_main
-
-    return simlab_main(["batch", *(sys.argv[1:] if argv is None else argv)])

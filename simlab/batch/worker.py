@@ -46,7 +46,7 @@ def execute(scenario: dict, base_dir: str, folder: str, threads: int | None = No
     try:
         if not complete(out):  # a Dask retry after a lost worker may find it done
             from simlab import registry
-            from simlab.run import run_scenario
+            from simlab.simulation import run_scenario
             from simlab.scenario import parse_scenario
 
             sc = parse_scenario(scenario, base_dir, source=f"run {out.name}")

@@ -28,7 +28,7 @@ SCENARIO = {
 
 
 def _one(flows: int, hours: float, disk: bool) -> dict:
-    from simlab.run import simulate
+    from simlab.simulation import simulate
     from simlab.scenario import parse_scenario
     from pathlib import Path
 

@@ -20,7 +20,7 @@ def _largesc_rtf(seconds: float) -> dict:
     measured): simulated speech seconds per wall second, everything included."""
     import time
 
-    from simlab.run import simulate
+    from simlab.simulation import simulate
     from simlab.scenario import parse_scenario
 
     sc = parse_scenario({"audio": "package:clip.wav", "duration_s": seconds, "seed": 1,

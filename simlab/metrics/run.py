@@ -1,7 +1,7 @@
 """Scoring a finished run: the scenario's quality metrics over the whole clip (summary.csv
 columns) and the sliding-window traces of windows.csv (the paper's fig. 9).
 
-`simlab.run.run_scenario` calls `score_run` on the run's folder when the scenario lists
+`simlab.simulation.run_scenario` calls `score_run` on the run's folder when the scenario lists
 ``metrics:``; it can also be called on any finished run folder.
 """
 from __future__ import annotations

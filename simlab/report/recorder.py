@@ -6,15 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from simlab.records import FRAME_COLUMNS, PACKET_COLUMNS, FrameRecord, PacketRecord
+from simlab.records import FRAME_COLUMNS, PACKET_COLUMNS, FrameRecord, PacketRecord, frame_of
 from simlab.report.csvstream import CsvStream, NullStream
 
 
 class MemoryStream:
     """Rows kept in a list (``Result.packets`` / ``.frames`` of a run written nowhere)."""
 
-    def __init__(self, columns: Sequence[str]):
+    def __init__(self, columns: Sequence[str], record):
         self.columns = list(columns)
+        self.record = record
         self.rows: list = []
         self.count = 0
 
@@ -26,9 +27,7 @@ class MemoryStream:
         pass
 
     def frame(self):
-        import pandas as pd
-
-        return pd.DataFrame.from_records(self.rows, columns=self.columns)
+        return frame_of(self.rows, self.columns, self.record)
 
 
 class RunRecorder:
@@ -37,15 +36,15 @@ class RunRecorder:
 
     def __init__(self, out: Path | None, keep: bool = False, audio=None):
         self.out, self.keep, self.audio = out, keep, audio
-        self.packets = self._stream("packets.csv", PACKET_COLUMNS)
+        self.packets = self._stream("packets.csv", PACKET_COLUMNS, PacketRecord)
         self.frames = None  # opened at the first frame, when the system's own columns are known
         # Forward media packets: sent, lost, dropped, late, header bytes and payload bytes carried.
         self.media = [0, 0, 0, 0, 0, 0]
 
-    def _stream(self, name: str, columns):
+    def _stream(self, name: str, columns, record):
         if self.out is not None:
             return CsvStream(self.out / name, columns)
-        return MemoryStream(columns) if self.keep else NullStream()
+        return MemoryStream(columns, record) if self.keep else NullStream()
 
     def packet(self, pkt) -> None:
         if pkt.kind != "feedback":
@@ -61,7 +60,7 @@ class RunRecorder:
 
     def frame(self, record: FrameRecord, info: Sequence, info_columns: Sequence[str]) -> None:
         if self.frames is None:  # every flow runs the same system: the same columns
-            self.frames = self._stream("frames.csv", FRAME_COLUMNS + list(info_columns or []))
+            self.frames = self._stream("frames.csv", FRAME_COLUMNS + list(info_columns or []), FrameRecord)
         self.frames.add((*record, *info) if info else record)
 
     def playout(self, flow: int, frame: int, audio) -> None:
@@ -71,7 +70,7 @@ class RunRecorder:
     def close(self) -> None:
         self.packets.close()
         if self.frames is None:
-            self.frames = self._stream("frames.csv", FRAME_COLUMNS)
+            self.frames = self._stream("frames.csv", FRAME_COLUMNS, FrameRecord)
         self.frames.close()
         if self.audio is not None:
             self.audio.close()

@@ -52,7 +52,7 @@ def _picked_runs(path: Path):
 
 def run_case(case: str) -> dict[str, dict[str, str]]:
     """{output name: {file: sha256}} for one case."""
-    from simlab.run import run_scenario
+    from simlab.simulation import run_scenario
 
     kind, name = case.split(":", 1)
     out: dict[str, dict[str, str]] = {}
