@@ -91,17 +91,15 @@ def default_by(df: pd.DataFrame) -> list[str]:
 
 
 def nominal_loss(spec: dict) -> float:
-    """The average loss a loss-model mapping asks for (NaN for a trace)."""
-    model = spec.get("model")
-    if model == "uniform":
-        return float(spec.get("p", 0.0))
-    if model == "gilbert_elliott":
-        if spec.get("loss") is not None:
-            return float(spec["loss"])
-        p, r = float(spec["p"]), float(spec["r"])
-        bad = p / (p + r)
-        return float(spec.get("loss_good", 0.0)) * (1 - bad) + float(spec.get("loss_bad", 1.0)) * bad
-    return float("nan")
+    """The average loss a loss-model mapping asks for: its registry entry's ``nominal_loss``
+    (NaN for a model that has none, such as a trace, or a mapping that is not a valid spec)."""
+    from simlab import registry
+
+    try:
+        entry = registry.get("channels", spec.get("model"))
+        return float(entry.nominal_loss(entry.spec.model_validate(spec)))
+    except (KeyError, ValueError):
+        return float("nan")
 
 
 def expand_loss_columns(df: pd.DataFrame) -> pd.DataFrame:
