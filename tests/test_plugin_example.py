@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -297,3 +298,93 @@ def test_without_the_plugin_the_scenario_is_refused(tmp_path):
                        cwd=tmp_path, timeout=600)
     assert r.returncode == 2
     assert "'mulaw' is not one of" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_installed_plugin_runs_in_batch_workers(venv, tmp_path):
+    """Batch workers are spawned processes: they find the plugin by its entry points too."""
+    py, _ = venv
+    exp = tmp_path / "sweep.yaml"
+    exp.write_text(f"name: outage_sweep\nbase: {SCENARIO}\nseed: 3\n"
+                   "grid:\n  network.forward.loss.length_s: [0.1, 0.3]\n  system.plc: [repeat, silence]\n")
+    r = simlab(py, "batch", str(exp), "--out", str(tmp_path / "out"), "-j", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert (runs.status == "ok").all() and len(runs) == 4
+    by_length = runs.groupby("network.forward.loss.length_s").loss_rate.unique()
+    assert [list(v) for v in by_length] == [[0.05], [0.15]]
+    assert np.allclose(runs.payload_bps, 64000)
+
+
+BROKEN_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+[project]
+name = "simlab-broken-plugin"
+version = "0.0.1"
+[project.entry-points."simlab.systems"]
+boom = "broken_plugin:NOPE"
+wrong = "broken_plugin:WRONG"
+[project.entry-points."simlab.channels"]
+uniform = "broken_plugin:CLASH"
+[tool.setuptools]
+py-modules = ["broken_plugin"]
+"""
+
+BROKEN_MODULE = """\
+from typing import Literal
+from simlab.registry import ChannelEntry
+from simlab.spec import Strict
+
+class U(Strict):
+    model: Literal["uniform"]
+
+CLASH = ChannelEntry("uniform", U, lambda spec, rng, resolve: None)
+WRONG = "not an entry"
+"""
+
+
+@pytest.mark.slow
+def test_broken_and_clashing_plugins_are_one_line_warnings(tmp_path):
+    """What docs/plugins.md shows: each problem one line naming distribution and entry point;
+    the entry ignored, the built-in kept, everything else working."""
+    if sys.prefix != sys.base_prefix:
+        pytest.skip("needs the base interpreter's site folders (see the venv fixture)")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "pyproject.toml").write_text(BROKEN_PYPROJECT)
+    (src / "broken_plugin.py").write_text(BROKEN_MODULE)
+    env = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)], check=True,
+                   timeout=300)
+    py = env / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", str(src)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = simlab(py, "check", str(ROOT / "scenarios" / "eq24.yaml"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines == [
+        "simlab: warning: simlab-broken-plugin (entry point boom = broken_plugin:NOPE in simlab.systems) failed to "
+        "load: AttributeError: module 'broken_plugin' has no attribute 'NOPE'",
+        "simlab: warning: simlab-broken-plugin (entry point wrong = broken_plugin:WRONG in simlab.systems): is a "
+        "str, not a simlab.registry.SystemEntry: ignored",
+        "simlab: warning: simlab-broken-plugin (entry point uniform = broken_plugin:CLASH in simlab.channels): "
+        "channel 'uniform' is already provided by simlab (entry point uniform = simlab.entries.losses:UNIFORM in "
+        "simlab.channels): ignored",
+    ]
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    assert all(line in docs for line in lines)  # the docs show exactly these
+
+
+def test_docs_show_the_example_as_it_is():
+    """docs/plugins.md's complete example is the package's files, verbatim."""
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    blocks = re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```\n", docs, flags=re.S)
+    assert {p for p, _ in blocks} == {"examples/plugin/pyproject.toml", "examples/plugin/scenario.yaml",
+                                       "examples/plugin/simlab_example_plugin/mulaw.py",
+                                       "examples/plugin/simlab_example_plugin/outage.py",
+                                       "examples/plugin/simlab_example_plugin/g711.py"}
+    for path, text in blocks:
+        assert text == (ROOT / path).read_text(), f"docs/plugins.md's copy of {path} is stale"

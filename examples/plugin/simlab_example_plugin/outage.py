@@ -14,7 +14,7 @@ from pydantic import model_validator
 
 from channels.base import LossModel
 from simlab.registry import ChannelEntry
-from simlab.spec import MAX_DURATION_S, Strict, above, at_least, in_range
+from simlab.spec import MAX_DURATION_S, Instant, Strict, at_least, in_range
 
 #: The packet spacing `Outage.draw` and `Outage.lost` assume (they get no send times).
 DEFAULT_PACKET_INTERVAL_S = 0.02
@@ -25,7 +25,7 @@ class OutageSpec(Strict):
     is lost; every other packet arrives."""
 
     model: Literal["outage"]
-    period_s: Annotated[float, above(0, MAX_DURATION_S)]
+    period_s: Instant  # in (0, 86400]
     length_s: Annotated[float, at_least(0)]
     start_s: Annotated[float, in_range(0, MAX_DURATION_S)] = 0.0
 
