@@ -11,6 +11,12 @@ _TYPE_NAMES = {"float": "a number", "int": "an integer", "bool": "true or false"
                "dict": "a mapping", "list": "a list", "model": "a mapping"}
 
 
+#: Error kinds whose message is a template of the value and the error's context.
+_PLAIN = {"missing": "missing (required)", "greater_than_equal": "{value!r} is not >= {ge}",
+          "less_than_equal": "{value!r} is not <= {le}", "finite_number": "{value!r} is not a finite number",
+          "string_too_short": "must not be empty"}
+
+
 def _models_in(ann) -> list[type[BaseModel]]:
     """The pydantic models an annotation can hold (through Optional, unions, lists, dicts)."""
     if isinstance(ann, type) and issubclass(ann, BaseModel):
@@ -63,8 +69,6 @@ def format_error(err: dict, root: type[BaseModel]) -> str:
         near = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean '{near[0]}'?" if near else f" (known: {', '.join(allowed)})"
         return f"{path}: unknown key{hint}"
-    if kind == "missing":
-        return f"{path}: missing (required)"
     if kind == "literal_error":
         return f"{path}: {value!r} is not one of {err['ctx']['expected'].replace(chr(39), '')}"
     if kind == "union_tag_invalid":
@@ -77,14 +81,8 @@ def format_error(err: dict, root: type[BaseModel]) -> str:
     if kind == "value_error":  # a model-level check's message names its own keys
         msg = err["msg"].removeprefix("Value error, ")
         return f"{path}: {msg}" if loc else msg
-    if kind == "greater_than_equal":
-        return f"{path}: {value!r} is not >= {err['ctx']['ge']}"
-    if kind == "less_than_equal":
-        return f"{path}: {value!r} is not <= {err['ctx']['le']}"
-    if kind == "finite_number":
-        return f"{path}: {value!r} is not a finite number"
-    if kind == "string_too_short":
-        return f"{path}: must not be empty"
+    if kind in _PLAIN:
+        return f"{path}: " + _PLAIN[kind].format(value=value, **err.get("ctx", {}))
     base = kind.split("_")[0]
     if base in _TYPE_NAMES:
         return f"{path}: expected {_TYPE_NAMES[base]}, got {value!r}"

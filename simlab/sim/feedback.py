@@ -30,12 +30,8 @@ class Feedback:
 
     def __init__(self, interval_s: float, report_bytes: int, estimator, link, flow: int = 0,
                  overhead_bytes: int = 0, initial_p: float = 0.0, recorder: Any = None):
-        self.interval_s = interval_s
-        self.report_bytes = report_bytes
-        self.overhead_bytes = overhead_bytes
-        self.estimator = estimator
-        self.link = link
-        self.flow = flow
+        self.interval_s, self.report_bytes, self.overhead_bytes = interval_s, report_bytes, overhead_bytes
+        self.estimator, self.link, self.flow = estimator, link, flow
         self.recorder = recorder if recorder is not None else NullRecorder()
         self.counter = RtcpCounter()
         self.size_bytes = overhead_bytes + report_bytes

@@ -33,12 +33,8 @@ class FrameState:
                  "rx", "rx_start", "rx_end", "release_s", "payload_bits")
 
     def __init__(self, n: int, capture_s: float, enc: Encoded, layout: Layout, tx: dict, p_hat: float):
-        self.n = n
-        self.capture_s = capture_s
-        self.enc = enc
-        self.layout = layout
-        self.tx = tx
-        self.p_hat = p_hat
+        self.n, self.capture_s, self.p_hat = n, capture_s, p_hat
+        self.enc, self.layout, self.tx = enc, layout, tx
         self.copies_total = layout.sent.bit_count() + layout.double.bit_count()
         self.copies_made = 0
         self.copies_done = 0
