@@ -25,11 +25,16 @@ from simlab.actors.base import DictWindow, Received, Timer
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "plugin"
 SCENARIO = PLUGIN / "scenario.yaml"
+# The plugin's modules, imported from the checkout; the folder leaves sys.path again at once, so a
+# simlab_example_plugin.egg-info a `pip install examples/plugin` left there cannot register the
+# plugin's entry points for the rest of the test session.
 sys.path.insert(0, str(PLUGIN))
-
-from simlab_example_plugin import g711  # noqa: E402
-from simlab_example_plugin.mulaw import ENTRY as MULAW, MulawSpec, MulawSystem  # noqa: E402
-from simlab_example_plugin.outage import ENTRY as OUTAGE, Outage, OutageSpec  # noqa: E402
+try:
+    from simlab_example_plugin import g711
+    from simlab_example_plugin.mulaw import ENTRY as MULAW, MulawSpec, MulawSystem
+    from simlab_example_plugin.outage import ENTRY as OUTAGE, Outage, OutageSpec
+finally:
+    sys.path.remove(str(PLUGIN))
 
 audioop = pytest.importorskip("audioop")  # the independent reference (gone from Python 3.13)
 
