@@ -233,8 +233,9 @@ def test_train_refuses_a_file_as_out_dir_and_names_a_missing_data_path(tmp_path)
     (tmp_path / "afile").write_text("")
     r = simlab("train", "lora", "--set", "out_dir=afile", cwd=tmp_path)
     _one_line_error(r, "afile: output folder is a file")
-    r = simlab("train", "lora", "--set", "data=/nonexistent", "--set", f"out_dir={tmp_path / 'o'}",
-               "--set", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    # profile: the shipped one (the default, `train lm`'s stage folder in /tmp, exists only after training)
+    r = simlab("train", "lora", "--set", "profile=small", "--set", "data=/nonexistent",
+               "--set", f"out_dir={tmp_path / 'o'}", "--set", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
     _one_line_error(r, "data: /nonexistent: no speech folder there")
     assert "shared/speech" not in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # out_dir and cache_dir removed again

@@ -175,10 +175,11 @@ def test_ship_dir_is_refused_for_a_base_that_is_not_the_small_layout(tmp_path):
 def test_output_folders_are_checked_before_training(recipe, key, tmp_path, capsys):
     from simlab.train.cli import main
 
-    rc = main([recipe, "--set", f"out_dir={tmp_path / 'out'}", "--set", f"{key}=/dev/null/x"])
+    rc = main([recipe, "--set", f"out_dir={tmp_path / 'out'}", "--set", f"cache_dir={tmp_path / 'cache'}",
+               "--set", f"{key}=/dev/null/x"])
     err = capsys.readouterr().err
     assert rc == 2 and "/dev/null/x" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "out").exists()  # nothing half-written
+    assert not any(tmp_path.iterdir())  # nothing half-written
 
 
 # Ctrl-C's handler set explicitly: a test run in a background job inherits SIGINT ignored (POSIX
