@@ -2,7 +2,7 @@
 
     import simlab
     sc = simlab.load_scenario("scenarios/eq24.yaml", {"network.forward.loss.p": 0.2})
-    res = simlab.simulation(sc)                      # nothing written: tables in memory
+    res = simlab.run(sc)                             # nothing written: tables in memory
     res.summary["total_bps"], res.packets.lost.mean()
     table = simlab.run_batch("experiments/eq24_overhead.yaml", "results/eq24", jobs=2)
 
@@ -95,4 +95,8 @@ def run_batch(experiment: str | Path, out: str | Path, jobs: int = 1, dask: str 
     from simlab.batch.runner import run_batch as _run_batch
 
     result = _run_batch(experiment, out, jobs=jobs, dask=dask, progress=progress, only=only)
-    return pd.read_csv(result.out / "runs.csv")
+    # A run's key is 16 hex digits: left to guess, pandas reads "1234567890123456" as an integer
+    # and "00012e4567890123" as a float (inf). ``error`` is "" for a run that succeeded.
+    table = pd.read_csv(result.out / "runs.csv", dtype={"key": str, "status": str, "error": str})
+    table["error"] = table["error"].fillna("")
+    return table
