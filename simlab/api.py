@@ -78,7 +78,9 @@ def run(scenario: Scenario | str | Path | dict, out: str | Path | None = None, f
 
         warnings = json.loads((folder / "manifest.json").read_text()).get("warnings", [])
         if tmp is None:
-            return Result(summary, out=folder, warnings=warnings)
+            # Absolute, as written: the tables stay readable after a chdir, and pandas, which
+            # expands a leading "~" that the run did not, reads them from where they are.
+            return Result(summary, out=folder.absolute(), warnings=warnings)
         return Result(summary, read_table(folder / "packets.csv"), read_table(folder / "frames.csv"), None,
                       warnings)
     finally:

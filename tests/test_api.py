@@ -207,6 +207,15 @@ def test_run_into_an_existing_folder_needs_force(tmp_path):
     assert again.summary == first.summary and again.packets.equals(first.packets)
 
 
+def test_result_out_is_the_folder_written_whatever_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    res = simlab.run(simlab.load_scenario(SMALL, {"duration_s": 1}), out="~/run")  # no "~" expansion, as the CLI
+    assert res.out == tmp_path / "~" / "run" and res.out.is_absolute()
+    monkeypatch.chdir(ROOT)
+    assert len(res.packets) > 0 and len(res.frames) == 12  # read from where they were written
+
+
 def test_result_reads_the_tables_of_a_written_run_as_records_declares(tmp_path):
     res = simlab.run(simlab.load_scenario(SMALL, {"duration_s": 2}), out=tmp_path / "run")
     assert "out=" in repr(res)
