@@ -65,3 +65,17 @@ def check_probability(name: str, value: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name}: {value:g} is not in [0, 1]")
     return value
+
+
+class TimedLossModel(LossModel):
+    """A model that lives in simulated time (an outage schedule, a time-stamped trace): it
+    decides by a packet's send time alone (``lost_at``), so every system at a seed meets the
+    same channel whatever its packet rate. It has no per-packet sequence: ``lost()`` and
+    ``draw()`` are refused."""
+
+    @abstractmethod
+    def lost_at(self, t: float) -> bool:
+        """Whether a packet sent at simulated time ``t`` is erased."""
+
+    def _fill(self, n: int) -> np.ndarray:
+        raise TypeError(f"{type(self).__name__} decides by send time: call lost_at(t)")

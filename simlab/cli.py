@@ -140,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             command.add_parser(sub)
         except Exception as exc:  # a broken plugin command must not take the others down
-            print(f"simlab: warning: command {name} from {registry.origin('commands', name)} failed to load: "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            registry.report_problem(f"{registry.origin('commands', name)} failed to add its command: "
+                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
     i = sub.add_parser("info", help="versions and git commit")
     i.set_defaults(fn=_info)

@@ -74,8 +74,12 @@ class ChannelEntry:
 
 @dataclass(frozen=True)
 class LinkEntry:
-    """A link model. ``factory(spec, params: LinkParams, env) -> element`` with ``put(pkt)``,
-    ``out``, ``transmit(pkt)`` (simlab.sim.link)."""
+    """A link model. ``factory(spec, params: LinkParams, env) -> element``: an element like
+    `simlab.sim.link.Link` (subclass it): ``put(pkt)`` hands a packet over at ``env.now``,
+    ``out.put(pkt)`` delivers it, ``recorder.packet(pkt)`` reports every packet's fate once, and
+    ``transmit(pkt, t) -> bool`` decides a fate without an event (the feedback path calls it).
+    ``params`` (`simlab.sim.link.LinkParams`) holds the scenario's bandwidth, delay, jitter,
+    queue cap, loss model and a jitter generator."""
 
     name: str
     spec: type
@@ -144,6 +148,11 @@ class _State:
 _STATE = _State()
 
 
+def report_problem(line: str) -> None:
+    """A plugin that cannot be used: one line on stderr, kept for `problems`."""
+    _warn(line)
+
+
 def _warn(line: str) -> None:
     _STATE.problems.append(line)
     print(f"simlab: warning: {line}", file=sys.stderr)
@@ -200,6 +209,9 @@ def _load() -> None:
             except Exception as exc:  # a broken plugin must not take simlab down with it
                 msg = str(exc).splitlines()[0] if str(exc) else ""
                 _warn(f"{origin} failed to load: {type(exc).__name__}: {msg}")
+                continue
+            if getattr(entry, "name", ep.name) != ep.name:
+                _warn(f"{origin}: the entry point is named {ep.name!r} but its entry {entry.name!r}: ignored")
                 continue
             _add(group, entry, origin)
     if not _STATE.entries["systems"]:

@@ -18,7 +18,7 @@ from simlab.errors import UserError
 from simlab.scenario_bounds import (
     MAX_BANDWIDTH_BPS, MAX_DELAY_S, MAX_DURATION_S, MAX_NAME_CHARS, MAX_THREADS, MIN_BANDWIDTH_BPS, MIN_HOP_S,
     MIN_INTERVAL_S, Delay, Instant, Prob, _ge, _in)
-from simlab.scenario_errors import format_error
+from simlab.scenario_errors import describe_errors
 from simlab.spec import Strict
 from simlab.yaml_file import load_yaml, read_yaml_file
 
@@ -217,9 +217,7 @@ def parse_scenario(data: Any, base_dir: str | Path = ".", source: str = "scenari
     try:
         return model.model_validate({**data, "base_dir": str(base_dir)})
     except ValidationError as exc:
-        errors = exc.errors()
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise UserError(f"{source}: {format_error(errors[0], model)}{more}") from None
+        raise UserError(f"{source}: {describe_errors(exc.errors(), model)}") from None
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -87,3 +87,20 @@ def format_error(err: dict, root: type[BaseModel]) -> str:
     if base in _TYPE_NAMES:
         return f"{path}: expected {_TYPE_NAMES[base]}, got {value!r}"
     return f"{path}: {err['msg']}"
+
+
+def describe_errors(errors: list[dict], root: type[BaseModel]) -> str:
+    """The one line for a failed validation: the most telling error, and how many more there
+    are. A misspelt required key is two errors (the key missing, an unknown key beside it):
+    the unknown key's did-you-mean is the one that helps."""
+    first = errors[0]
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            parent, key = tuple(e["loc"][:-1]), str(e["loc"][-1])
+            names = [str(m[-1]) for m in missing if m[:-1] == parent]
+            if difflib.get_close_matches(key, names, n=1):
+                first = e
+                break
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return format_error(first, root) + more

@@ -121,8 +121,12 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
         forward = shared if shared is not None else make_link(
             env, net.forward, rngs["forward_loss"], rngs["forward_jitter"], sc.path, "network.forward")
         reverse = make_link(env, net.reverse, rngs["reverse_loss"], rngs["reverse_jitter"], sc.path, "network.reverse")
-        flow_system = system if i == 0 else build_system(
-            sc.system, BuildContext(np.random.default_rng(fs.spawn(1)[0]), device, i, sc.compute.threads))
+        if i == 0:
+            flow_system = system
+        else:  # a system of its own, seeded from the flow's seed (its models' draws differ per flow)
+            child = fs.spawn(1)[0]
+            flow_system = build_system(sc.system, BuildContext(np.random.default_rng(child), device,
+                                                               int(child.generate_state(1)[0]), sc.compute.threads))
         flow = Flow(env, i, flow_system, params, forward, reverse, estimator(sc), recorder, source, tx_timer, rx_timer)
         if pcap is not None:  # every flow (its own UDP ports and SSRC)
             flow.sender.tap = pcap.packet

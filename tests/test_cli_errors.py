@@ -37,6 +37,9 @@ CASES = {
     "name_with_slash": ("name: a/b\n", "name: 'a/b' must be a plain folder name"),
     "name_dotdot": ("name: '..'\n", "name: '..' must not start with '.'"),
     "duplicate_key": ("seed: 1\nseed: 2\n", "duplicate key 'seed' at line 2"),
+    # A misspelt required key: its did-you-mean, not the required key missing.
+    "misspelt_required_key": ("network: {forward: {loss: {model: trace, fiel: x.txt}}}\n",
+                              "network.forward.loss.fiel: unknown key; did you mean 'file'?"),
 }
 
 

@@ -274,11 +274,7 @@ def test_installed_plugin_is_in_the_schema(venv):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("old, new, expected", [
-    pytest.param("period_s: 2.0", "period: 2.0", "network.forward.loss.period: unknown key; did you mean 'period_s'?",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "core: simlab.scenario reports pydantic's first error, 'period_s: missing (required)', before "
-                     "the unknown key that explains it (simlab's own trace loss model: 'fiel:' gives 'file: missing "
-                     "(required)' too)"))),
+    ("period_s: 2.0", "period: 2.0", "network.forward.loss.period: unknown key; did you mean 'period_s'?"),
     ("length_s: 0.3}", "length_s: 0.3, start: 1.0}", "network.forward.loss.start: unknown key; did you mean 'start_s'?"),
     ("plc: repeat", "plcc: repeat", "system.plcc: unknown key; did you mean 'plc'?"),
     ("length_s: 0.3", "length_s: 2.5", "length_s"),
