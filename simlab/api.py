@@ -89,14 +89,28 @@ def run(scenario: Scenario | str | Path | dict, out: str | Path | None = None, f
 
 
 def run_batch(experiment: str | Path, out: str | Path, jobs: int = 1, dask: str | None = None,
-              only: dict[str, Any] | None = None, progress: bool = False):
+              only: dict[str, Any] | None = None, progress: bool = False, retry_failed: bool = False,
+              keep_other_runs: bool = False):
     """Run an experiment file's sweep into ``out`` (resumable, as ``simlab batch``) and return
-    its runs table (runs.csv) as a DataFrame. ``dask``: a scheduler address or ``"local"``."""
+    its runs table (runs.csv) as a DataFrame. ``dask``: a scheduler address or ``"local"``;
+    ``only``: coordinate -> value, the runs to do now; ``retry_failed``: run again the runs whose
+    row says error; ``keep_other_runs``: accept a folder that holds other runs (``--keep-other-runs``).
+
+    Runs execute in spawned worker processes, which import the calling script: a script must
+    call this under ``if __name__ == "__main__":``."""
+    import multiprocessing
+
     import pandas as pd
 
     from simlab.batch.runner import run_batch as _run_batch
 
-    result = _run_batch(experiment, out, jobs=jobs, dask=dask, progress=progress, only=only)
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A worker importing a script that calls run_batch at its top level: without this, the
+        # worker would start a batch of its own on the same folder and die on its lock.
+        raise RuntimeError("simlab.run_batch was called while a worker process was importing the script: "
+                           "call it under `if __name__ == \"__main__\":`")
+    result = _run_batch(experiment, out, jobs=jobs, dask=dask, progress=progress, only=only,
+                        retry_failed=retry_failed, keep_other_runs=keep_other_runs)
     # A run's key is 16 hex digits: left to guess, pandas reads "1234567890123456" as an integer
     # and "00012e4567890123" as a float (inf). ``error`` is "" for a run that succeeded.
     table = pd.read_csv(result.out / "runs.csv", dtype={"key": str, "status": str, "error": str})

@@ -159,8 +159,10 @@ def test_a_run_with_a_pcap_and_no_out_works_in_a_temporary_folder_it_removes(pri
     assert mem.packets.equals(disk.packets) and mem.frames.equals(disk.frames)
 
 
-def test_tables_have_the_records_columns_and_agree_with_the_summary():
-    res = simlab.run(simlab.load_scenario(SMALL))
+@pytest.mark.parametrize("overrides", [{}, {"network.forward.bandwidth_bps": 3000, "network.forward.queue_packets": 1}],
+                         ids=["lossy", "congested"])
+def test_tables_have_the_records_columns_and_agree_with_the_summary(overrides):
+    res = simlab.run(simlab.load_scenario(SMALL, overrides))
     packets, frames, s = res.packets, res.frames, res.summary
     assert list(packets.columns) == PACKET_COLUMNS
     assert list(frames.columns) == FRAME_COLUMNS + ["mask"]  # the synthetic system's own column
@@ -174,13 +176,16 @@ def test_tables_have_the_records_columns_and_agree_with_the_summary():
     assert (packets.kind == "redundant").any()  # redundancy: own
     assert s["packets_sent"] == len(forward)
     assert s["packets_lost"] == forward.lost.sum() > 0
-    assert s["packets_dropped"] == forward.dropped.sum() == 0
+    assert s["packets_dropped"] == forward.dropped.sum()
+    assert (s["packets_dropped"] > 0) == bool(overrides)
     assert s["packets_late"] == forward.late.sum()
     assert s["loss_rate"] == (s["packets_lost"] + s["packets_dropped"]) / s["packets_sent"]
     assert s["reports_sent"] == len(reports) and s["reports_lost"] == reports.lost.sum() > 0
-    assert forward.arrival_s[forward.lost == 1].isna().all() and forward.arrival_s[forward.lost == 0].notna().all()
-    assert s["header_bps"] == pytest.approx(forward.header_bytes.sum() * 8 / s["duration_s"])
-    assert s["payload_bps"] == pytest.approx(forward.payload_bytes.sum() * 8 / s["duration_s"])
+    gone = (forward.lost == 1) | (forward.dropped == 1)
+    assert forward.arrival_s[gone].isna().all() and forward.arrival_s[~gone].notna().all()
+    carried = forward[forward.dropped == 0]  # what entered the link (erased packets did)
+    assert s["header_bps"] == pytest.approx(carried.header_bytes.sum() * 8 / s["duration_s"])
+    assert s["payload_bps"] == pytest.approx(carried.payload_bytes.sum() * 8 / s["duration_s"])
     assert s["frames"] == len(frames) == 100
     for col in ("tokens_sent", "tokens_repeated", "tokens_received", "tokens_lost", "tokens_late"):
         assert s[col] == frames[col].sum(), col
@@ -246,6 +251,34 @@ def test_run_batch_returns_one_row_per_run_and_resumes(tmp_path):
     again = simlab.run_batch(exp, tmp_path / "out")  # resumes: nothing runs again
     assert again.equals(table)
     assert stamps == {k: (tmp_path / "out" / "runs" / k / "summary.csv").stat().st_mtime_ns for k in table["key"]}
+
+
+def test_a_failed_run_is_a_row_and_retry_failed_runs_it_again(tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({"base": {"duration_s": 2, "network": {"forward": {
+        "loss": {"model": "trace", "file": "trace.txt"}}}}, "grid": {"network.forward.delay_s": [0.01, 0.02]}}))
+    failed = simlab.run_batch(exp, tmp_path / "out")  # the trace file is missing
+    assert list(failed["status"]) == ["error", "error"]
+    assert all("trace.txt: loss trace not found" in e for e in failed["error"])
+    (tmp_path / "trace.txt").write_text("0\n1\n")
+    assert simlab.run_batch(exp, tmp_path / "out").equals(failed)  # done is done, failed or not
+    retried = simlab.run_batch(exp, tmp_path / "out", retry_failed=True)
+    assert list(retried["status"]) == ["ok", "ok"] and list(retried["error"]) == ["", ""]
+    assert list(retried["packets_lost"]) == [6, 6]  # every second of 13 packets
+
+
+def test_a_script_without_a_main_guard_is_told_why_its_runs_failed(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "exp.yaml").write_text("base: {duration_s: 1}\ngrid: {network.forward.loss.p: [0.0]}\n")
+    (tmp_path / "script.py").write_text("import simlab\n"
+                                        "t = simlab.run_batch('exp.yaml', 'out')\n"
+                                        "print('STATUS', *t['status'], *t['error'])\n")
+    r = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "STATUS error WorkerDied" in r.stdout
+    assert 'call it under `if __name__ == "__main__":`' in r.stderr
 
 
 def test_run_batch_refuses_a_bad_experiment_before_writing(tmp_path):
