@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: print speed and memory numbers")
     b.add_argument("what", nargs="?", default="network", choices=["network", "actors", "codecs", "metrics", "batch",
-                                                                  "all"])
+                                                                  "startup", "all"])
     b.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the benchmark)")
     b.set_defaults(fn=_bench)
 

@@ -38,7 +38,7 @@ def run_bench(what: str, quick: bool = False) -> int:
     import os
 
     os.environ.setdefault("NO_TORCH_COMPILE", "1")
-    todo = ["network", "actors", "codecs", "metrics", "batch"] if what == "all" else [what]
+    todo = ["network", "actors", "codecs", "metrics", "batch", "startup"] if what == "all" else [what]
     for name in todo:
         if name == "network":
             from simlab.bench.network import bench_network
@@ -66,4 +66,10 @@ def run_bench(what: str, quick: bool = False) -> int:
 
             rows = bench_batch(runs=4, duration_s=120.0) if quick else bench_batch()
             _print("batch: a fixed small sweep, 1 and 2 workers", rows)
+        elif name == "startup":
+            from simlab.bench.startup import bench_startup, simlab_command
+
+            repeats = 3 if quick else 5
+            _print(f"startup: wall seconds of whole processes, median of {repeats} after a warm-up "
+                   f"(simlab: {' '.join(simlab_command())})", bench_startup(repeats=repeats))
     return 0
