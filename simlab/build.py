@@ -52,8 +52,10 @@ def headers_of(sc) -> HeaderProfile:
 def call_params(sc, n_frames: int, headers: HeaderProfile) -> CallParams:
     fb, pz = sc.feedback, sc.packetization
     overhead = RTCP_BYTES + headers.ip_udp_bytes() if fb.accounting == "rtcp" else 0
+    jb = sc.receiver.jitter_buffer
+    adaptive = jb.model_dump(exclude={"kind"}) if jb.kind == "adaptive" else None
     return CallParams(n_frames, pz.frames_per_packet, pz.interleave, pz.redundancy, headers,
-                      sc.receiver.playout_delay_s, fb.interval_s, fb.report_bytes, overhead, fb.initial_p)
+                      sc.receiver.playout_delay_s, fb.interval_s, fb.report_bytes, overhead, fb.initial_p, adaptive)
 
 
 def estimator(sc) -> Any:

@@ -48,7 +48,7 @@ class Link(Strict):
 class Rohc(Strict):
     steady_bytes: Annotated[int, _ge(1)] = 3
     refresh_bytes: Annotated[int, _ge(1)] = 44
-    refresh_every: Annotated[int, _ge(0)] = 32
+    refresh_every: Annotated[int, _ge(1)] = 32  # packets between IR headers (the first packet is one)
 
 
 class Network(Strict):
@@ -76,8 +76,36 @@ class Feedback(Strict):
     initial_p: Prob = 0.0  # what the sender assumes before the first report arrives
 
 
+class FixedBuffer(Strict):
+    """A constant playout deadline: receiver.playout_delay_s after capture (plus the lookahead)."""
+
+    kind: Literal["fixed"]
+
+
+class AdaptiveBuffer(Strict):
+    """NetEq-like: the delay follows the ``quantile`` of the delays recent packets needed (over
+    ``window_s``) plus ``margin_s``, within [min_s, max_s], moving by at most ``stretch`` of a
+    frame per frame (accounted time-stretching); it starts at receiver.playout_delay_s."""
+
+    kind: Literal["adaptive"]
+    quantile: Annotated[float, _in(0.5, 1.0)] = 0.95
+    window_s: Instant = 2.0
+    margin_s: Delay = 0.01
+    min_s: Delay = 0.0
+    max_s: Delay = 2.0
+    stretch: Annotated[float, _in(0.01, 0.5)] = 0.1
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_s > self.max_s:
+            raise ValueError(f"min_s: {self.min_s} is above max_s ({self.max_s})")
+        return self
+
+
 class Receiver(Strict):
-    playout_delay_s: Delay = 0.4
+    playout_delay_s: Delay = 0.4  # the fixed deadline, or where the adaptive buffer starts
+    jitter_buffer: Annotated[Union[FixedBuffer, AdaptiveBuffer], Field(discriminator="kind")] = FixedBuffer(
+        kind="fixed")
 
 
 class Compute(Strict):

@@ -68,7 +68,8 @@ def run_seed(experiment_seed: int, coords: dict[str, Any], shared: list[str] | t
 #: them: left out of the run key there, so that an unchanged experiment still resumes its folder.
 NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_flow",
                                                 ("network", "forward", "link"): {"model": "fifo"},
-                                                ("network", "reverse", "link"): {"model": "fifo"}}
+                                                ("network", "reverse", "link"): {"model": "fifo"},
+                                                ("receiver", "jitter_buffer"): {"kind": "fixed"}}
 
 
 def run_key(resolved: dict) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import simpy
 
@@ -13,6 +13,7 @@ from simlab.sim.feedback import Feedback
 from simlab.sim.link import attach
 from simlab.sim.monitor import Monitor
 from simlab.sim.packetizer import Packetizer
+from simlab.sim.playout import AdaptivePlayout
 from simlab.sim.receiver import Receiver
 from simlab.sim.sender import Sender
 
@@ -32,6 +33,7 @@ class CallParams:
     report_bytes: int = 1
     report_overhead_bytes: int = 0  # headers around each report (RTCP/UDP/IP under rtcp accounting)
     initial_p: float = 0.0
+    adaptive_playout: Optional[dict] = None  # `AdaptivePlayout`'s settings; None: a fixed deadline
 
 
 class Flow:
@@ -54,8 +56,11 @@ class Flow:
         self.sender = Sender(env, system, self.packetizer, params.n_frames, audio, tx_timer, self.monitor,
                              self.feedback)
         lookahead = system.lookahead_frames + self.packetizer.lookahead_frames
+        playout = None
+        if params.adaptive_playout is not None:
+            playout = AdaptivePlayout(params.playout_delay_s, frame_s, **params.adaptive_playout)
         self.receiver = Receiver(env, system, self.monitor, params.n_frames, params.playout_delay_s, lookahead,
-                                 rx_timer, self.feedback, self.recorder)
+                                 rx_timer, self.feedback, self.recorder, playout)
         # Wiring by assignment.
         self.sender.out = forward
         attach(forward, flow, self.receiver, self)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import simpy
 
-from simlab.actors.base import Received, System, Timer
+from simlab.actors.base import Decoded, Received, System, Timer
 from simlab.packets import Packet
 from simlab.records import NullRecorder
 from simlab.sim.clock import Fifo
 from simlab.sim.feedback import Feedback
 from simlab.sim.monitor import Monitor
+from simlab.sim.playout import FixedPlayout
 
 
 class Receiver:
-    """Frame n is released at ``n * frame_s + playout_delay_s + lookahead_frames * frame_s``: a
-    unit arriving by then is used, later is late (lost to the decoder). The lookahead is what
+    """Frame n is released at ``n * frame_s + D_n + lookahead_frames * frame_s``: a unit
+    arriving by then is used, later is late (lost to the decoder). D_n is ``playout_delay_s``,
+    or what a ``playout`` policy (`simlab.sim.playout`) sets frame by frame. The lookahead is what
     the system (the LM's one-step acoustic delay, Opus FEC) and the packetizer (copies in the
     next packet) need to see beyond frame n; its cost is latency.
 
@@ -28,7 +30,7 @@ class Receiver:
 
     def __init__(self, env: simpy.Environment, system: System, monitor: Monitor, n_frames: int,
                  playout_delay_s: float, lookahead_frames: int | None = None, timer: Timer | None = None,
-                 feedback: Feedback | None = None, recorder=None):
+                 feedback: Feedback | None = None, recorder=None, playout=None):
         self.env = env
         self.system = system
         self.timer = timer if timer is not None else Timer("profile", None)
@@ -39,18 +41,24 @@ class Receiver:
         self.frame_s = system.frame_samples / system.sample_rate
         self.playout_delay_s = playout_delay_s
         self.lookahead_frames = system.lookahead_frames if lookahead_frames is None else lookahead_frames
+        self.playout = playout if playout is not None else FixedPlayout(playout_delay_s)
+        self._delay_s = self.playout.next_delay(0.0)  # D of the next frame to release
         self.device = Fifo()
         self._next = 0  # next frame to release
         self._limit = -1  # frames beyond this are outside the current window
 
     def release_s(self, n: int) -> float:
-        return (n + self.lookahead_frames) * self.frame_s + self.playout_delay_s
+        """When frame n (the next to release, or any under a fixed deadline) is released."""
+        return (n + self.lookahead_frames) * self.frame_s + self._delay_s
 
     def put(self, pkt: Packet) -> None:
         t = self.env.now
         if self.feedback is not None:
             self.feedback.arrived(t, pkt)
         self.release_until(t)
+        if self.playout.adaptive and pkt.contents:
+            first = min(c[0] for c in pkt.contents)
+            self.playout.observe(t, t - (first + self.lookahead_frames) * self.frame_s)
         self.monitor.copies_delivered(pkt, self._in_time)
 
     def _in_time(self, st) -> bool:
@@ -70,6 +78,9 @@ class Receiver:
                 break
             self._limit = n + self.lookahead_frames
             dec = self.system.receive(n, self, self.timer)
+            if self.playout.adaptive:  # the buffer's delay of this frame, a frames.csv column
+                dec = Decoded(dec.audio, dec.concealed, {**dec.info, "playout_delay_s": self._delay_s})
+                self._delay_s = self.playout.next_delay(rel)
             rx = self.timer.take()
             start, end = self.device.serve(rel, sum(rx.values()))
             self.monitor.released(n, rel, dec, rx, start, end)
