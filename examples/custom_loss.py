@@ -28,7 +28,8 @@ from simlab.spec import Strict, at_least
 class EveryKth(LossModel):
     """Erases decision number k, 2k, 3k, ... (counting from 1). `LossModel` asks `_fill` for
     decisions in blocks; the count carries over from block to block, so the pattern does not
-    depend on the block size."""
+    depend on the block size. (A model that decides by send time instead, such as a periodic
+    fade, subclasses `channels.base.TimedLossModel` and implements ``lost_at(t)``.)"""
 
     def __init__(self, k: int):
         super().__init__()
