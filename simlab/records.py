@@ -117,4 +117,7 @@ def frame_of(rows: list, columns: list[str], record) -> "pandas.DataFrame":  # n
 
     df = pd.DataFrame.from_records(rows, columns=columns)
     types = _types(record)
+    for c in columns:  # a system's own columns: the text a CSV cell would hold, as read_table gives it
+        if c not in types:
+            df[c] = [("" if v is None else str(v)) for v in df[c]]
     return df.astype({c: types.get(c, "object") for c in columns})

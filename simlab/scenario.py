@@ -183,17 +183,29 @@ class Scenario(Strict):
             return SHIPPED_CLIP.parent / p[len("package:"):]
         if p.startswith("shared:"):
             return SHARED_SPEECH / p[len("shared:"):]
-        q = Path(p).expanduser()
+        try:
+            q = Path(p).expanduser()
+        except RuntimeError:  # ~name of a user this machine does not know: an ordinary name then
+            q = Path(p)
         return q if q.is_absolute() else Path(self.base_dir) / q
 
     def audio_path(self) -> Path | None:
+        """The first of ``audio`` that is a file; `UserError` saying what each one is otherwise."""
+        from simlab.file_kind import not_a_file
+
         if self.audio is None:
             return None
         cands = [self.audio] if isinstance(self.audio, str) else self.audio
         for c in cands:
             if self.path(c).is_file():
                 return self.path(c)
-        raise UserError(f"audio: none of {', '.join(cands)} exists")
+        if not cands:
+            raise UserError("audio: an empty list (name a file, or leave audio out)")
+        odd = [f"{c} {what}" for c in cands if (what := not_a_file(self.path(c))) != "does not exist"]
+        if not odd:
+            raise UserError(f"audio: none of {', '.join(cands)} exists")
+        rest = " (the others do not exist)" if len(odd) < len(cands) else ""
+        raise UserError(f"audio: {'; '.join(odd)}{rest}")
 
     def resolved(self) -> dict:
         return self.model_dump(mode="json")
@@ -302,11 +314,14 @@ def _is_yaml_text(source: str) -> bool:
     return "\n" in source or (":" in source and not source.endswith((".yaml", ".yml")) and not Path(source).exists())
 
 
-def load_scenario(source: str | Path | dict, overrides: list[str] | dict[str, Any] | None = None) -> Scenario:
-    """A validated `Scenario` from a file path, a YAML string or a mapping, with ``overrides``
+def load_scenario(source: str | Path | dict | Scenario, overrides: list[str] | dict[str, Any] | None = None) -> Scenario:
+    """A validated `Scenario` from a file path, a YAML string, a mapping or a `Scenario` (a variant
+    of it), with ``overrides``
     (``{"network.forward.loss.p": 0.2}``, or ``["network.forward.loss.p=0.2"]`` as ``--set``
     writes them). Relative paths in a file are relative to its folder, else to the working one."""
-    if isinstance(source, dict):
+    if isinstance(source, Scenario):  # a variant of a scenario: its resolved keys, validated again
+        data, base, name = source.resolved(), Path(source.base_dir), source.name
+    elif isinstance(source, dict):
         data, base, name = source, Path("."), "scenario"
     elif isinstance(source, str) and _is_yaml_text(source):
         data, base, name = load_yaml(source, "scenario"), Path("."), "scenario"

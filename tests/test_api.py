@@ -385,8 +385,6 @@ class InfoSpec(Strict):
     kind: Literal["test_info"]
 
 
-@pytest.mark.xfail(strict=True, reason="simlab.records.frame_of keeps a system's non-string frame values as "
-                                       "they are in memory, while frames.csv reads back strings")
 def test_system_columns_of_any_type_are_equal_in_memory_and_on_disk(tmp_path):
     registry.register(registry.SystemEntry("test_info", InfoSpec, lambda spec, ctx: InfoSystem(ctx.rng),
                                            needs_audio=False))
