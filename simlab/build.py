@@ -55,7 +55,8 @@ def call_params(sc, n_frames: int, headers: HeaderProfile) -> CallParams:
     jb = sc.receiver.jitter_buffer
     adaptive = jb.model_dump(exclude={"kind"}) if jb.kind == "adaptive" else None
     return CallParams(n_frames, pz.frames_per_packet, pz.interleave, pz.redundancy, headers,
-                      sc.receiver.playout_delay_s, fb.interval_s, fb.report_bytes, overhead, fb.initial_p, adaptive)
+                      sc.receiver.playout_delay_s, fb.interval_s, fb.report_bytes, overhead, fb.initial_p, adaptive,
+                      fb.outage_s)
 
 
 def estimator(sc) -> Any:

@@ -17,7 +17,7 @@ from simlab import registry
 from simlab.errors import UserError
 from simlab.scenario_bounds import (
     MAX_BANDWIDTH_BPS, MAX_DELAY_S, MAX_DURATION_S, MAX_NAME_CHARS, MAX_THREADS, MIN_BANDWIDTH_BPS, MIN_HOP_S,
-    MIN_INTERVAL_S, Delay, Instant, Prob, _ge, _in)
+    MIN_INTERVAL_S, Delay, Instant, Prob, _ge, _gt, _in)
 from simlab.scenario_errors import describe_errors
 from simlab.spec import Strict
 from simlab.yaml_file import load_yaml, read_yaml_file
@@ -74,6 +74,9 @@ class Feedback(Strict):
     estimator: Any = None  # a loss estimator of the registry (default ewma)
     accounting: Literal["payload", "rtcp"] = "payload"
     initial_p: Prob = 0.0  # what the sender assumes before the first report arrives
+    # Count a silence of this long (no packet arrived) as loss, report by report, so p-hat rises
+    # during an outage; None: only sequence gaps count (RTCP's way), seen when packets return.
+    outage_s: Optional[Annotated[float, _gt(0, MAX_DELAY_S)]] = None
 
 
 class FixedBuffer(Strict):

@@ -69,7 +69,8 @@ def run_seed(experiment_seed: int, coords: dict[str, Any], shared: list[str] | t
 NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_flow",
                                                 ("network", "forward", "link"): {"model": "fifo"},
                                                 ("network", "reverse", "link"): {"model": "fifo"},
-                                                ("receiver", "jitter_buffer"): {"kind": "fixed"}}
+                                                ("receiver", "jitter_buffer"): {"kind": "fixed"},
+                                                ("feedback", "outage_s"): None}
 
 
 def run_key(resolved: dict) -> str:

@@ -29,11 +29,19 @@ class Feedback:
     """
 
     def __init__(self, interval_s: float, report_bytes: int, estimator, link, flow: int = 0,
-                 overhead_bytes: int = 0, initial_p: float = 0.0, recorder: Any = None):
+                 overhead_bytes: int = 0, initial_p: float = 0.0, recorder: Any = None,
+                 outage_s: float | None = None, packet_interval_s: float | None = None):
         self.interval_s, self.report_bytes, self.overhead_bytes = interval_s, report_bytes, overhead_bytes
         self.estimator, self.link, self.flow = estimator, link, flow
         self.recorder = recorder if recorder is not None else NullRecorder()
         self.counter = RtcpCounter()
+        # Outage detection: with no arrival for ``outage_s``, each report counts the packets the
+        # sender would have sent since the last one (one per ``packet_interval_s``, at least one)
+        # as lost, so p-hat rises during a silence instead of waiting for the next arrival; when
+        # packets come back, the sequence gap they reveal is not counted a second time.
+        self.outage_s, self.packet_interval_s = outage_s, packet_interval_s
+        self._last_arrival = 0.0
+        self._assumed = 0
         self.size_bytes = overhead_bytes + report_bytes
         # A report of n bytes quantises p-hat to 2^(8n) - 1 steps (at most 16 bits), as a real one would.
         self._levels = (1 << (8 * min(report_bytes, 2))) - 1
@@ -49,6 +57,7 @@ class Feedback:
     def arrived(self, t: float, pkt: Packet) -> None:
         self.catch_up(t)
         self.counter.arrived(pkt.seq)
+        self._last_arrival = t
 
     def catch_up(self, t: float) -> None:
         """Make every report due at or before ``t`` (they count arrivals strictly before)."""
@@ -65,6 +74,8 @@ class Feedback:
 
     def _report(self, tau: float) -> None:
         expected, received = self.counter.interval()
+        if self.outage_s is not None:
+            expected, received = self._outage(tau, expected, received)
         value = self.estimator.update(tau, expected, received)
         value = round(value * self._levels) / self._levels
         pkt = Packet(self.flow, self._seq, "feedback", self.overhead_bytes, 8 * self.report_bytes, [])
@@ -86,6 +97,17 @@ class Feedback:
             if len(times) > 1024:
                 self._trim()
         self.recorder.packet(pkt)
+
+    def _outage(self, tau: float, expected: int, received: int) -> tuple[int, int]:
+        if self._assumed:  # the gap that just ended was counted during the silence
+            take = min(self._assumed, max(0, expected - received))
+            expected -= take
+            self._assumed -= take
+        if received == 0 and tau - self._last_arrival >= self.outage_s:
+            n = max(1, round(self.interval_s / self.packet_interval_s)) if self.packet_interval_s else 1
+            expected += n
+            self._assumed += n
+        return expected, received
 
     def _trim(self) -> None:
         # Keep memory flat: of the reports that arrived by now only the newest can still matter;

@@ -34,6 +34,7 @@ class CallParams:
     report_overhead_bytes: int = 0  # headers around each report (RTCP/UDP/IP under rtcp accounting)
     initial_p: float = 0.0
     adaptive_playout: Optional[dict] = None  # `AdaptivePlayout`'s settings; None: a fixed deadline
+    outage_s: Optional[float] = None  # a silence this long counts as loss in the reports
 
 
 class Flow:
@@ -50,7 +51,8 @@ class Flow:
                                self.recorder)
         self.forward, self.reverse = forward, reverse
         self.feedback = Feedback(params.interval_s, params.report_bytes, estimator, reverse, flow,
-                                 params.report_overhead_bytes, params.initial_p, self.recorder)
+                                 params.report_overhead_bytes, params.initial_p, self.recorder, params.outage_s,
+                                 params.frames_per_packet * frame_s)
         self.packetizer = Packetizer(flow, params.frames_per_packet, params.interleave, params.redundancy,
                                      params.headers, second_copies=getattr(system, "sends_second_copies", True))
         self.sender = Sender(env, system, self.packetizer, params.n_frames, audio, tx_timer, self.monitor,
