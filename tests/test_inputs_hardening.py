@@ -1,0 +1,135 @@
+"""Issue 18's inputs: numbers as engineers write them, audio that is not what it seems, a trace
+that ends, ROHC without refreshes, more flows than memory, and messages that say what a path is."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import ROOT
+from simlab.cli import main
+from simlab.errors import UserError
+from simlab.yaml_file import load_yaml
+
+
+def simlab(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "simlab.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+def one_line_error(r, expected):
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    """``simlab ARGS`` in this process: (exit status, stdout, stderr)."""
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- 1. YAML 1.2 floats ----------------------------------------------------------------------------
+@pytest.mark.parametrize("text,value", [("1e6", 1e6), ("1.0e15", 1e15), ("-2E-3", -2e-3), (".5", 0.5),
+                                        ("-.5", -0.5), ("+1e3", 1e3), ("1.", 1.0), ("6.02e+23", 6.02e23)])
+def test_yaml_reads_every_yaml_1_2_float(text, value):
+    assert load_yaml(f"x: {text}", "t")["x"] == value and isinstance(load_yaml(text, "t"), float)
+
+
+def test_yaml_keeps_integers_strings_and_non_finite_floats_as_they_were():
+    assert load_yaml("[10, 0x10, '1e6', 1e, e5, 1.2.3]", "t") == [10, 16, "1e6", "1e", "e5", "1.2.3"]
+    assert isinstance(load_yaml("10", "t"), int)
+    inf, ninf, nan = load_yaml("[.inf, -.inf, .nan]", "t")
+    assert inf == float("inf") and ninf == -float("inf") and nan != nan
+    import yaml
+
+    assert yaml.safe_load("1e6") == "1e6"  # only simlab's loader changed, not PyYAML's SafeLoader
+
+
+def test_scenarios_set_experiments_only_and_profiles_read_exponents(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("duration_s: 1\nnetwork: {forward: {bandwidth_bps: 1e6, delay_s: 2E-2}}\n")
+    code, out, err = cli(capsys, "check", str(tmp_path / "s.yaml"), "--set", "network.reverse.bandwidth_bps=2.5e5",
+                         "--set", "feedback.interval_s=1e-1")
+    assert code == 0, err
+    sc = json.loads(out)
+    assert sc["network"]["forward"]["bandwidth_bps"] == 1e6 and sc["network"]["forward"]["delay_s"] == 0.02
+    assert sc["network"]["reverse"]["bandwidth_bps"] == 2.5e5 and sc["feedback"]["interval_s"] == 0.1
+    # too large is refused as a number out of range, not as "expected a number, got '1.0e15'"
+    code, _, err = cli(capsys, "check", str(tmp_path / "s.yaml"), "--set", "network.forward.bandwidth_bps=1.0e15")
+    assert code == 2 and "bandwidth_bps: 1000000000000000.0 is not in [1000, 1e+12]" in err
+
+    (tmp_path / "e.yaml").write_text("base: {duration_s: 1}\nseed: 1\ngrid:\n  network.forward.loss.p: [1e-1, 2E-1]\n")
+    code, out, err = cli(capsys, "batch", str(tmp_path / "e.yaml"), "--dry-run", "--only", "network.forward.loss.p=1e-1")
+    assert code == 0, err
+    assert len(out.splitlines()) == 1 and "network.forward.loss.p=0.1" in out
+
+    (tmp_path / "p.yaml").write_text("systems:\n  synthetic:\n    encoder: {median_s: 2e-3}\n"
+                                     "    controller: {median_s: 1E-4}\n    concealer: {median_s: 0}\n"
+                                     "    decoder: {median_s: 3e-3}\n")
+    from simlab.latency import stage_costs
+
+    costs = stage_costs(tmp_path / "p.yaml", "synthetic", ("encoder", "controller", "decoder"))
+    assert costs == {"encoder": 2e-3, "controller": 1e-4, "decoder": 3e-3}
+
+
+def test_training_configs_read_exponents(tmp_path):
+    from simlab.train.config import load_config
+
+    (tmp_path / "c.yaml").write_text("lr: 3e-4\n")
+    assert load_config("codec", tmp_path / "c.yaml")["lr"] == 3e-4
+
+
+# -- 6. YAML files and tags ----------------------------------------------------------------------
+def test_a_folder_or_a_device_as_the_scenario_says_what_it_is(tmp_path):
+    (tmp_path / "adir").mkdir()
+    one_line_error(simlab("check", "adir", cwd=tmp_path), "adir: is a directory, not a YAML file")
+    one_line_error(simlab("run", "/dev/zero", "--out", "o", cwd=tmp_path),
+                   "/dev/zero: is not a regular file (a character device)")
+    one_line_error(simlab("check", "nope.yaml", cwd=tmp_path), "nope.yaml: file not found")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("a: !!python/object/apply:os.system ['touch pwned']\n", "the tag !!python/object/apply:os.system at line 1"),
+    ("seed: !!python/name:os.system\n", "the tag !!python/name:os.system at line 1, column 7 is not allowed"),
+    ("seed: !custom 3\n", "the tag !custom at line 1, column 7 is not allowed"),
+    ("seed: !!float x\n", "not valid YAML (could not convert string to float: 'x')"),
+    ("seed: !!timestamp x\n", "not valid YAML (a tagged value it cannot read)"),
+    ("a: &x [*x]\n", "an alias refers to a mapping or list that holds it"),
+    ("a: " + "[" * 100 + "]" * 100 + "\n", "nested more than 64 levels deep"),
+    ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested more than 64 levels deep"),
+    ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+     "more than 100000 values (aliases expanded)"),
+])
+def test_yaml_tags_cycles_and_bombs_are_one_line(tmp_path, text, expected):
+    (tmp_path / "s.yaml").write_text(text)
+    one_line_error(simlab("check", "s.yaml", cwd=tmp_path), expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+# -- 2. audio --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make,expected", [
+    (lambda d: (d / "a.wav").mkdir(), "audio: a.wav is a directory"),
+    (lambda d: ((d / "a.wav").symlink_to("b.wav"), (d / "b.wav").symlink_to("a.wav")),
+     "audio: a.wav is a symbolic link loop"),
+    (lambda d: (d / "a.wav").symlink_to("gone.wav"), "audio: a.wav is a broken symbolic link (to gone.wav)"),
+    (lambda d: None, "audio: none of a.wav exists"),
+])
+def test_an_audio_path_that_is_no_file_says_what_it_is(tmp_path, make, expected):
+    make(tmp_path)
+    (tmp_path / "s.yaml").write_text("audio: a.wav\nsystem: {kind: opus}\n")
+    one_line_error(simlab("check", "s.yaml", cwd=tmp_path), expected)
+    (tmp_path / "s.yaml").write_text("audio: /dev/zero\nsystem: {kind: opus}\n")
+    one_line_error(simlab("check", "s.yaml", cwd=tmp_path), "audio: /dev/zero is not a regular file (a character")
+
+
