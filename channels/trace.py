@@ -25,19 +25,21 @@ def read_trace(path: str | Path) -> np.ndarray:
 
 
 class Trace(LossModel):
-    """Replays ``decisions``; past the end it starts over (``loop``) or loses nothing more."""
+    """Replays ``decisions``; past the end it starts over (``loop``), or else loses every packet
+    (``lost_after_end``) or none."""
 
-    def __init__(self, decisions: np.ndarray, loop: bool = True):
+    def __init__(self, decisions: np.ndarray, loop: bool = True, lost_after_end: bool = False):
         super().__init__()
         self.decisions = np.asarray(decisions, dtype=bool)
         if self.decisions.size == 0:
             raise ValueError("loss trace is empty")
         self.loop = loop
+        self.lost_after_end = lost_after_end
         self._pos = 0
 
     @classmethod
-    def from_file(cls, path: str | Path, loop: bool = True) -> "Trace":
-        return cls(read_trace(path), loop)
+    def from_file(cls, path: str | Path, loop: bool = True, lost_after_end: bool = False) -> "Trace":
+        return cls(read_trace(path), loop, lost_after_end)
 
     def _fill(self, n: int) -> np.ndarray:
         m = len(self.decisions)
@@ -45,7 +47,7 @@ class Trace(LossModel):
         self._pos += n
         if self.loop:
             return self.decisions[idx % m]
-        out = np.zeros(n, dtype=bool)
+        out = np.full(n, self.lost_after_end, dtype=bool)
         inside = idx < m
         out[inside] = self.decisions[idx[inside]]
         return out

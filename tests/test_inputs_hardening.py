@@ -133,3 +133,43 @@ def test_an_audio_path_that_is_no_file_says_what_it_is(tmp_path, make, expected)
     one_line_error(simlab("check", "s.yaml", cwd=tmp_path), "audio: /dev/zero is not a regular file (a character")
 
 
+# -- 3. a trace that ends -------------------------------------------------------------------------
+def test_a_trace_played_once_must_say_what_follows_it(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("1 1 0 1\n")
+    base = "duration_s: 4\nnetwork: {forward: {loss: {model: trace, file: t.txt, %s}}}\n"
+    (tmp_path / "s.yaml").write_text(base % "loop: false")
+    code, _, err = cli(capsys, "check", str(tmp_path / "s.yaml"))
+    assert code == 2 and err.strip().endswith("network.forward.loss: loop: false needs after_end: lossless or lossy "
+                                              "(what the packets after the trace's end meet)")
+    (tmp_path / "s.yaml").write_text(base % "after_end: lossy")
+    code, _, err = cli(capsys, "check", str(tmp_path / "s.yaml"))
+    assert code == 2 and "after_end: only with loop: false" in err
+    import simlab
+
+    lost = {}
+    for end in ("lossless", "lossy"):
+        res = simlab.run(simlab.load_scenario(str(tmp_path / "s.yaml"), [f"network.forward.loss.loop=false",
+                                                                          f"network.forward.loss.after_end={end}"]))
+        fwd = res.packets[(res.packets.kind == "media")].sort_values("send_s")
+        lost[end] = fwd.lost.astype(bool).tolist()
+    assert lost["lossless"][:4] == lost["lossy"][:4] == [True, True, False, True]
+    assert not any(lost["lossless"][4:]) and all(lost["lossy"][4:]) and len(lost["lossy"]) > 4
+
+
+def test_a_looped_trace_resolves_as_before_the_key_existed(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("0 1\n")
+    (tmp_path / "s.yaml").write_text("network: {forward: {loss: {model: trace, file: t.txt}}}\n")
+    code, out, _ = cli(capsys, "check", str(tmp_path / "s.yaml"))
+    assert code == 0 and json.loads(out)["network"]["forward"]["loss"] == {"model": "trace", "file": "t.txt",
+                                                                            "loop": True}
+
+
+# -- 4. ROHC ---------------------------------------------------------------------------------------
+def test_rohc_without_refresh_headers_is_refused(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("network: {headers: rohc, rohc: {refresh_every: 0}}\n")
+    code, _, err = cli(capsys, "check", str(tmp_path / "s.yaml"))
+    assert code == 2 and err.strip().endswith("network.rohc.refresh_every: 0 is not >= 1")
+    code, _, err = cli(capsys, "check", str(tmp_path / "s.yaml"), "--set", "network.rohc.refresh_every=1")
+    assert code == 0, err
+
+

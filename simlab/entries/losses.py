@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import model_validator
+from pydantic import model_serializer, model_validator
 
 from simlab.registry import ChannelEntry
 from simlab.spec import Prob, Strict, at_least, in_range
@@ -40,9 +40,33 @@ class GilbertElliottLoss(Strict):
 
 
 class TraceLoss(Strict):
+    """A recorded 0/1 per packet (1 = lost), replayed in order. ``loop: true`` (the default) starts
+    over at its end. ``loop: false`` plays it once and needs ``after_end``, what the packets after
+    its end meet: ``lossless`` (none lost) or ``lossy`` (all lost, a link that went down). A trace
+    shorter than the run never leaves the rest of it lossless without the scenario saying so."""
+
     model: Literal["trace"]
     file: str
     loop: bool = True
+    after_end: Optional[Literal["lossless", "lossy"]] = None
+
+    @model_validator(mode="after")
+    def _end_said(self):
+        if not self.loop and self.after_end is None:
+            raise ValueError("loop: false needs after_end: lossless or lossy (what the packets after the "
+                             "trace's end meet)")
+        if self.loop and self.after_end is not None:
+            raise ValueError("after_end: only with loop: false (a looped trace has no end)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_end(self, handler):
+        # after_end exists only with loop: false; leaving it out otherwise keeps the resolved
+        # scenario (and so batch run keys) of a looped trace as they were before the key existed.
+        data = handler(self)
+        if self.after_end is None:
+            data.pop("after_end", None)
+        return data
 
 
 def _uniform(spec: UniformLoss, rng, resolve):
@@ -69,7 +93,7 @@ def _ge_nominal(spec: GilbertElliottLoss) -> float:
 def _trace(spec: TraceLoss, rng, resolve):
     from channels.trace import Trace
 
-    return Trace.from_file(resolve(spec.file), spec.loop)
+    return Trace.from_file(resolve(spec.file), spec.loop, spec.after_end == "lossy")
 
 
 UNIFORM = ChannelEntry("uniform", UniformLoss, _uniform, nominal_loss=lambda spec: float(spec.p))
