@@ -65,7 +65,7 @@ def run(scenario: Scenario | str | Path | dict, out: str | Path | None = None, f
         check_inputs(sc)
         result = simulate(sc, None, keep=True)
         packets, frames = result["tables"]
-        return Result(result["summary"], packets, frames, None, list(result["facts"]["system"].get("warnings", [])))
+        return Result(result["summary"], packets, frames, None, list(result["facts"]["warnings"]))
     tmp = None
     if out is None:
         tmp = Path(tempfile.mkdtemp(prefix="simlab-run-"))

@@ -72,7 +72,7 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
     """Run the scenario, writing into ``out`` (None: write nothing; ``keep``: hold the packet and
     frame records in memory, returned as ``tables``); returns the summary row and the manifest's
     extra facts."""
-    from simlab.audio import read_audio
+    from simlab.audio import clipping_warning, read_audio
 
     wall0 = time.perf_counter()
     seeds = np.random.SeedSequence(sc.seed)
@@ -84,6 +84,7 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
                                                   int(system_seed.generate_state(1)[0]), sc.compute.threads))
     if audio_path is not None:  # check_inputs made sure a system that needs audio has it
         samples = read_audio(audio_path, system.sample_rate)
+    clipped = clipping_warning(audio_path) if audio_path is not None else None
     frame_s = system.frame_samples / system.sample_rate
     duration = sc.duration_s if sc.duration_s is not None else (
         len(samples) / system.sample_rate if samples is not None else 60.0)
@@ -142,7 +143,10 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
     if pcap is not None:
         pcap.close()
     summary = summarize(sc, flows, recorder.media, n_frames * frame_s, headers, system)
-    facts = {"wall_s": time.perf_counter() - wall0, "system": system.describe(), "device": device,
+    described = system.describe()
+    # what the manifest's warnings list and the command line say: the system's, and the audio's clipping
+    warnings = [*described.get("warnings", []), *([clipped] if clipped else [])]
+    facts = {"wall_s": time.perf_counter() - wall0, "system": described, "warnings": warnings, "device": device,
              "frames": n_frames, "events_processed": None}
     result = {"summary": summary, "facts": facts}
     if keep and out is None:
@@ -278,9 +282,10 @@ def _write_run(sc: Scenario, folder: Path, progress) -> dict:
     if sc.metrics:
         summary.update(_score(sc, folder))
     write_summary(folder / "summary.csv", summary)
-    warnings = list(result["facts"]["system"].get("warnings", []))
+    facts = dict(result["facts"])
+    warnings = facts.pop("warnings")
     manifest = {"scenario": sc.resolved(), "seed": sc.seed, "versions": versions(), "git_commit": git_commit(),
-                "warnings": warnings, **result["facts"]}
+                "warnings": warnings, **facts}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return summary
 

@@ -118,6 +118,51 @@ def test_yaml_tags_cycles_and_bombs_are_one_line(tmp_path, text, expected):
 
 
 # -- 2. audio --------------------------------------------------------------------------------------
+def _wav(path, x, subtype="FLOAT"):
+    import soundfile as sf
+
+    sf.write(str(path), np.asarray(x, dtype=np.float64), 24000, subtype=subtype)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_audio_with_nan_or_infinite_samples_is_refused_with_its_name(tmp_path, bad):
+    x = np.full(48000, 0.1)
+    x[24000] = bad
+    _wav(tmp_path / "bad.wav", x, "DOUBLE" if np.isinf(bad) else "FLOAT")
+    (tmp_path / "s.yaml").write_text("duration_s: 1\naudio: bad.wav\nsystem: {kind: opus}\n")
+    for command in (["check", "s.yaml"], ["run", "s.yaml", "--out", "o"]):
+        one_line_error(simlab(*command, cwd=tmp_path),
+                       "audio: bad.wav: 1 of its 48000 samples are NaN or infinite (the first at 1.000 s)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.wav", "s.yaml"]
+
+
+def test_float_audio_above_full_scale_is_clipped_and_reported(tmp_path):
+    from simlab.audio import clipping_warning, read_audio
+
+    x = 0.5 * np.sin(np.arange(48000) / 10.0)
+    x[:12000] *= 8  # a quarter of the clip at 4x full scale
+    _wav(tmp_path / "loud.wav", x)
+    assert np.abs(read_audio(tmp_path / "loud.wav")).max() <= 1.0
+    warning = clipping_warning(tmp_path / "loud.wav")
+    share = float(np.mean(np.abs(x) > 1))
+    assert f"{share:.1%} of its samples are beyond full scale" in warning and "peak 4, +12.0 dBFS" in warning
+    (tmp_path / "s.yaml").write_text("duration_s: 1\naudio: loud.wav\nsystem: {kind: opus}\n")
+    r = simlab("run", "s.yaml", "--out", "o", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    said = warning.replace(str(tmp_path / "loud.wav"), "loud.wav")
+    assert f"simlab: warning: {said}\n" in r.stderr
+    assert json.loads((tmp_path / "o/manifest.json").read_text())["warnings"] == [said]
+    import simlab as api
+
+    assert api.run(api.load_scenario(str(tmp_path / "s.yaml"))).warnings == [warning]  # in memory too
+
+
+def test_pcm_and_quiet_float_audio_say_nothing():
+    from simlab.audio import SHIPPED_CLIP, clipping_warning
+
+    assert clipping_warning(SHIPPED_CLIP) is None
+
+
 @pytest.mark.parametrize("make,expected", [
     (lambda d: (d / "a.wav").mkdir(), "audio: a.wav is a directory"),
     (lambda d: ((d / "a.wav").symlink_to("b.wav"), (d / "b.wav").symlink_to("a.wav")),
