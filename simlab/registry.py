@@ -36,7 +36,10 @@ class SystemEntry:
     when the device is cuda, the worker sets torch's threads); ``profile_key(spec)``, the name a
     latency profile files its stages under; ``files(spec)``, files it reads (paths as the
     scenario writes them); ``check(spec, scenario)``, input checks beyond the spec's own (no
-    model loaded), raising ``ValueError`` with a message."""
+    model loaded), raising ``ValueError`` with a message; ``memory(spec) -> (once, each)``, the
+    bytes its libraries and shared state take once per run and those each flow's instance adds
+    (its models), estimated without loading anything (`simlab.run_memory` refuses a run that
+    would not fit)."""
 
     name: str
     spec: type
@@ -46,6 +49,7 @@ class SystemEntry:
     profile_key: Optional[Callable[[Any], str]] = None
     files: Callable[[Any], list[str]] = _no_files
     check: Optional[Callable[[Any, Any], None]] = None
+    memory: Optional[Callable[[Any], tuple[float, float]]] = None
     group = "systems"
 
     def key(self, spec) -> str:

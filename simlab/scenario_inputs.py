@@ -24,6 +24,9 @@ def check_inputs(sc: Scenario) -> None:
     _check_audio(sc)
     _check_profile(sc)
     _check_metrics(sc)
+    from simlab.run_memory import check_memory
+
+    check_memory(sc)  # last: `flows` is valid, but this machine may not hold that many calls
 
 
 def input_paths(sc: Scenario) -> list[Path]:

@@ -52,7 +52,35 @@ def build(spec: LargeSCSpec, ctx):
                          min_confidence=spec.min_confidence)
 
 
-ENTRY = SystemEntry("largesc", LargeSCSpec, build, uses_torch=True,
+#: torch, moshi and the first call's working memory, once a run (measured: 0.42 GB).
+TORCH_BYTES = 0.42e9
+#: One `small` system (Mimi, LM with LoRA, controller, streaming state): measured 107 MB a flow.
+SMALL_BYTES = 110e6
+#: moshiko: the bf16 LM (15.4 GB) and Mimi (0.39 GB) files Kyutai publishes, plus 10 % of state.
+MOSHIKO_BYTES = 1.1 * (15.4e9 + 0.39e9)
+#: A folder profile's memory per byte of its safetensors files (small: 107 MB from 39 MB of files).
+FOLDER_RATIO = 2.7
+
+
+def memory(spec: LargeSCSpec) -> tuple[float, float]:
+    """Bytes once (torch) and per flow (each flow builds its own models), estimated without loading
+    them: measured for the small profile, from the files for a folder; 0 for what is not known."""
+    from pathlib import Path
+
+    if spec.profile == "small":
+        return TORCH_BYTES, SMALL_BYTES
+    if spec.profile == "moshiko" or spec.profile.startswith("moshiko:"):
+        return TORCH_BYTES, MOSHIKO_BYTES
+    try:
+        folder = Path(spec.profile).expanduser()
+        files = sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
+        ratio = 1.1 if (folder / "model.safetensors").is_file() else FOLDER_RATIO  # moshiko's: bf16 as stored
+    except (OSError, RuntimeError, ValueError):  # not a folder this machine can read: the run says so
+        return TORCH_BYTES, 0.0
+    return TORCH_BYTES, ratio * files
+
+
+ENTRY = SystemEntry("largesc", LargeSCSpec, build, uses_torch=True, memory=memory,
                     profile_key=lambda spec: f"largesc/{spec.profile}")
 
 
