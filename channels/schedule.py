@@ -12,7 +12,8 @@ class Schedule:
 
     ``carries[i]`` (default all False) says that model i hands its state to the next phase when
     that phase's model is of the same class (``state`` and ``continue_from``): a Gilbert-Elliott
-    burst in progress does not end because the parameters changed.
+    burst in progress does not end because the parameters changed. A model in time hands over
+    its state at the boundary instant (``state_at``, ``continue_at``).
     """
 
     def __init__(self, phases: Sequence[tuple[float, LossModel]], after: LossModel,
@@ -41,9 +42,20 @@ class Schedule:
     def _switch(self, k: int) -> None:
         old, new = self.models[self._k], self.models[k]
         old.discard_block()
-        if self.carries[self._k] and self.carries[k] and type(old) is type(new):
+        if hasattr(new, "continue_at"):
+            self._hand_over_in_time(k)
+        elif self.carries[self._k] and self.carries[k] and type(old) is type(new):
             new.continue_from(old.state)
         self._k = k
+
+    def _hand_over_in_time(self, k: int) -> None:
+        """A model that lives in time (``state_at(t)``, ``continue_at(state, t)``) takes over its
+        predecessor's state at each phase boundary passed, phases without packets included: the
+        state at the boundary, not at the last packet, so every packet rate meets the same chain."""
+        for j in range(self._k, k):
+            a, b = self.models[j], self.models[j + 1]
+            if self.carries[j] and self.carries[j + 1] and type(a) is type(b) and hasattr(b, "continue_at"):
+                b.continue_at(a.state_at(self.ends[j]), self.ends[j])
 
     @property
     def mean_loss(self) -> float:

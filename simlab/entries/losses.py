@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import model_serializer, model_validator
 
 from simlab.registry import ChannelEntry
-from simlab.spec import Prob, Strict, at_least, in_range
+from simlab.spec import Instant, Prob, Strict, at_least, in_range
 
 
 class UniformLoss(Strict):
@@ -15,7 +15,10 @@ class UniformLoss(Strict):
 
 
 class GilbertElliottLoss(Strict):
-    """Either the chain (p, r, loss_good, loss_bad) or an average loss and a mean burst length."""
+    """Either the chain (p, r, loss_good, loss_bad) or an average loss and a mean burst length:
+    ``burst`` in packets (a chain that steps per packet) or ``burst_s`` in seconds (a chain in
+    continuous time: a packet sent while it is Bad is lost, so every packet rate meets the same
+    channel; channels.gilbert_elliott_time)."""
 
     model: Literal["gilbert_elliott"]
     p: Optional[Prob] = None
@@ -24,12 +27,23 @@ class GilbertElliottLoss(Strict):
     loss_bad: Prob = 1.0
     loss: Optional[Annotated[float, in_range(0, 0.999)]] = None
     burst: Optional[Annotated[float, at_least(1)]] = None
+    burst_s: Optional[Instant] = None
 
     @model_validator(mode="after")
     def _one_form(self):
-        if self.loss is not None or self.burst is not None:
+        if self.burst_s is not None:
+            if self.loss is None:
+                raise ValueError("burst_s needs loss (the average loss)")
+            if self.burst is not None:
+                raise ValueError("give burst (packets) or burst_s (seconds), not both")
+            if self.p is not None or self.r is not None:
+                raise ValueError("give loss and burst_s, or p and r, not both")
+            if self.loss_good != 0 or self.loss_bad != 1:  # (the defaults: a resolved scenario writes them)
+                raise ValueError("loss_good and loss_bad go with p and r: with burst_s a packet is lost iff the "
+                                 "chain is Bad when it is sent")
+        elif self.loss is not None or self.burst is not None:
             if self.loss is None or self.burst is None:
-                raise ValueError("give both loss and burst, or p and r")
+                raise ValueError("give both loss and burst (or burst_s), or p and r")
             if self.p is not None or self.r is not None:
                 raise ValueError("give loss and burst, or p and r, not both")
         elif self.p is None or self.r is None:
@@ -37,6 +51,15 @@ class GilbertElliottLoss(Strict):
         elif self.p + self.r == 0:
             raise ValueError("p and r are both 0: the chain never moves")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_burst_s(self, handler):
+        # burst_s only where given: the resolved scenario (and so batch run keys) of the per-packet
+        # forms stay as they were before the key existed.
+        data = handler(self)
+        if self.burst_s is None:
+            data.pop("burst_s", None)
+        return data
 
 
 class TraceLoss(Strict):
@@ -78,6 +101,10 @@ def _uniform(spec: UniformLoss, rng, resolve):
 def _gilbert_elliott(spec: GilbertElliottLoss, rng, resolve):
     from channels.gilbert_elliott import GilbertElliott
 
+    if spec.burst_s is not None:
+        from channels.gilbert_elliott_time import TimedGilbertElliott
+
+        return TimedGilbertElliott(spec.loss, spec.burst_s, rng)
     if spec.loss is not None:
         return GilbertElliott.from_average(spec.loss, spec.burst, rng)
     return GilbertElliott(spec.p, spec.r, rng, spec.loss_good, spec.loss_bad)
