@@ -21,6 +21,11 @@ def _run(args) -> int:
     summary = result.summary
     for warning in result.warnings:
         print(f"simlab: warning: {warning}", file=sys.stderr)
+    from simlab.clean import stale_note
+
+    note = stale_note(out)  # other runs' partial folders, left by runs killed with SIGKILL
+    if note:
+        print(f"simlab: note: {note}", file=sys.stderr)
     keys = ["packets_sent", "loss_rate", "payload_bps", "header_bps", "ctrl_bps", "total_bps", "eq24_total_bps",
             "latency_mean_s", "latency_p95_s"]
     extra = [k for k in summary if k not in keys and k.split("_")[0] in ("visqol", "plcmos", "dnsmos", "wer")]
@@ -135,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simlab.report.plot_cli import add_parser as add_plot
 
     add_batch(sub)
+    from simlab.clean import add_parser as add_clean
+
+    add_clean(sub)
     add_plot(sub)
     for name, command in registry.entries("commands").items():  # plugins' commands (LargeSC's train)
         try:

@@ -8,6 +8,7 @@ working folder or the command's own input.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +34,8 @@ def _creatable(path: Path, what: str) -> None:
 
 def check_out_dir(path: str | Path, replace: bool = False, inputs: tuple[str | Path, ...] = ()) -> Path:
     """``path`` as an output folder: not a file, creatable, and (when the command may ``replace``
-    it) neither the working folder, one of its ancestors, nor a folder holding one of ``inputs``."""
+    it) not a symbolic link, neither the working folder, one of its ancestors, nor a folder holding
+    one of ``inputs``."""
     out = Path(path)
     if str(path).strip() == "":
         raise UserError("output folder: empty path")
@@ -41,6 +43,9 @@ def check_out_dir(path: str | Path, replace: bool = False, inputs: tuple[str | P
         raise UserError(f"{out}: output folder is a file")
     _creatable(out, "output folder")
     if replace:
+        if out.is_symlink():  # the finished folder is renamed over ``out``: over the link, not into it
+            raise UserError(f"{out}: the output folder is a symbolic link (to {os.readlink(out)}); simlab replaces "
+                            f"an output folder as a whole: give the folder itself, or another --out")
         resolved = out.resolve()
         cwd = Path.cwd().resolve()
         if resolved == cwd or resolved in cwd.parents:
@@ -98,6 +103,29 @@ def made_dirs(path: str | Path) -> Iterator[list[Path]]:
 def partial_path(out: Path) -> Path:
     """The hidden sibling a command writes ``out`` into before renaming it into place."""
     return out.parent / f".{out.name}.partial-{os.getpid()}"
+
+
+#: `partial_path`'s names: ``.<output folder's name>.partial-<process id>``.
+PARTIAL_NAME = re.compile(r"^\.(.+)\.partial-(\d+)$")
+
+
+def stale_partials(folder: Path, recursive: bool = False) -> list[Path]:
+    """The partial folders (`partial_path`) in ``folder`` (and its subfolders, ``recursive``;
+    symbolic links not followed) whose process no longer runs, sorted. A live one is a run in
+    progress: never listed."""
+    found = []
+    for top, dirs, _ in os.walk(folder):
+        for name in list(dirs):
+            m = PARTIAL_NAME.match(name)
+            if m is None:
+                continue
+            dirs.remove(name)  # never into a partial folder: what it holds is the run's
+            path = Path(top) / name
+            if not path.is_symlink() and not _alive(int(m.group(2))):
+                found.append(path)
+        if not recursive:
+            break
+    return sorted(found)
 
 
 def _alive(pid: int) -> bool:

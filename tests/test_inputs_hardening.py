@@ -258,3 +258,49 @@ def test_a_hundred_thousand_flows_is_one_line_where_memory_is_short(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
 
 
+# -- 6. output folders and partial folders ---------------------------------------------------------
+def test_out_a_symbolic_link_is_refused_in_one_line(tmp_path):
+    (tmp_path / "s.yaml").write_text("duration_s: 1\n")
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "keep.txt").write_text("mine\n")
+    (tmp_path / "o").symlink_to("target")
+    for extra in ([], ["--force"]):
+        one_line_error(simlab("run", "s.yaml", "--out", "o", *extra, cwd=tmp_path),
+                       "o: the output folder is a symbolic link (to target)")
+    assert (tmp_path / "o").is_symlink() and (tmp_path / "target" / "keep.txt").read_text() == "mine\n"
+
+
+def _dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+def test_clean_removes_stale_partials_it_owns_and_run_names_them(tmp_path):
+    dead = _dead_pid()
+    results = tmp_path / "results"
+    stale = [results / f".a.partial-{dead}", results / "sweep" / "runs" / f".0123abcd.partial-{dead}"]
+    for p in stale:
+        p.mkdir(parents=True)
+        (p / "packets.csv").write_text("half\n")
+    live = results / f".b.partial-{os.getpid()}"  # a run in progress
+    live.mkdir()
+    mine = [results / ".c.partial-x", results / "c.partial-1", results / "notes"]  # not simlab's names
+    for p in mine:
+        p.mkdir()
+    (tmp_path / "s.yaml").write_text("duration_s: 1\n")
+    r = simlab("run", "s.yaml", "--out", "results/new", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == (f"simlab: note: results holds 1 partial folder of killed runs (.a.partial-{dead}): "
+                                "simlab clean results removes them")
+    r = simlab("clean", "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0 and all(p.exists() for p in stale)
+    r = simlab("clean", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"removed results/.a.partial-{dead}",
+                                     f"removed results/sweep/runs/.0123abcd.partial-{dead}",
+                                     "2 partial folders of killed runs under results"]
+    assert not any(p.exists() for p in stale) and live.is_dir() and all(p.is_dir() for p in mine)
+    assert (results / "new" / "summary.csv").is_file()
+    one_line_error(simlab("clean", "nope", cwd=tmp_path), "nope: no such folder")
+    r = simlab("run", "s.yaml", "--out", "results/new2", cwd=tmp_path)
+    assert r.returncode == 0 and "note" not in r.stderr
