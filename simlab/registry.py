@@ -39,7 +39,9 @@ class SystemEntry:
     model loaded), raising ``ValueError`` with a message; ``memory(spec) -> (once, each)``, the
     bytes its libraries and shared state take once per run and those each flow's instance adds
     (its models), estimated without loading anything (`simlab.run_memory` refuses a run that
-    would not fit)."""
+    would not fit); ``emodel(spec)``, the codec's E-model factors for this setting, an
+    `simlab.metrics.emodel_codecs.Impairment` (Ie, Bpl and where they come from, e.g. G.113's
+    table ``G113``) or None where none is known (the ``emodel`` metric then leaves R empty)."""
 
     name: str
     spec: type
@@ -50,6 +52,7 @@ class SystemEntry:
     files: Callable[[Any], list[str]] = _no_files
     check: Optional[Callable[[Any, Any], None]] = None
     memory: Optional[Callable[[Any], tuple[float, float]]] = None
+    emodel: Optional[Callable[[Any], Any]] = None
     group = "systems"
 
     def key(self, spec) -> str:
@@ -106,13 +109,17 @@ class EstimatorEntry:
 @dataclass(frozen=True)
 class MetricEntry:
     """A quality metric: ``func(MetricInput) -> {column: value}`` filling ``columns``;
-    ``windowed``: it makes sense on a sliding window; ``higher_is_better``."""
+    ``windowed``: it makes sense on a sliding window; ``higher_is_better``; ``scores_tables``: it
+    scores the run's packets.csv and frames.csv (``MetricInput.run``, a
+    `simlab.metrics.run_tables.RunTables`, cut to the window per window), not its audio, so it
+    runs without audio too."""
 
     name: str
     func: Callable
     columns: tuple[str, ...]
     windowed: bool = True
     higher_is_better: bool = True
+    scores_tables: bool = False
     group = "metrics"
 
 

@@ -151,7 +151,7 @@ def test_bad_audio_input_raises(ref, rec, sr, match):
 
 
 def test_metric_names_and_bench_rows():
-    assert set(metric_names()) == {"visqol", "plcmos", "dnsmos", "logf0_rmse", "wer", "token_accuracy"}
+    assert set(metric_names()) == {"visqol", "plcmos", "dnsmos", "logf0_rmse", "wer", "token_accuracy", "emodel"}
     (row,) = bench_metrics(("logf0_rmse",))
     assert row["metric"] == "logf0_rmse" and row["status"] == "ok"
     assert row["wall_s"] > 0 and row["s_per_audio_min"] == pytest.approx(row["wall_s"] * 60 / row["audio_s"], rel=0.01)

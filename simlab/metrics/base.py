@@ -28,6 +28,7 @@ class MetricInput:
     seed: int = 0
     recognizer: str = "pocketsphinx"
     frames: Any = None  # pandas.DataFrame of frames.csv, for token_accuracy
+    run: Any = None  # simlab.metrics.run_tables.RunTables, for metrics that score the run's tables
 
 
 class MissingPackage(Exception):

@@ -36,7 +36,7 @@ def bench_metrics(names: tuple[str, ...] | None = None,
     short = slice(0, 3 * METRIC_RATE)
     rows = []
     for name in names if names is not None else metric_names():
-        if name == "token_accuracy":
+        if name == "token_accuracy" or registry.get("metrics", name).scores_tables:
             continue  # counts over a table: nothing to time per minute of audio
         for recog in (recognizers or tuple(registry.entries("recognizers"))) if name == "wer" else ("",):
             kw = {"transcript": _PLACEHOLDER, "recognizer": recog} if name == "wer" else {}

@@ -78,6 +78,8 @@ def score_run(sc, folder: str | Path) -> dict[str, float | str]:
     if not folder.is_dir():
         raise UserError(f"{folder}: run folder not found")
     names = check_names(list(sc.metrics))
+    tabled = [n for n in names if specs()[n].scores_tables]  # scored from packets/frames.csv, audio or not
+    names = [n for n in names if n not in tabled]
     audio = _read_audio(folder)
     frames = _token_frames(folder) if "token_accuracy" in names else None
     out: dict[str, float | str] = {}
@@ -112,5 +114,26 @@ def score_run(sc, folder: str | Path) -> dict[str, float | str]:
             win = pd.DataFrame({"t_start_s": starts, "t_end_s": ends})
     net = network_windows(folder, win["t_start_s"].to_numpy(), win["t_end_s"].to_numpy())
     table = pd.concat([win, net.drop(columns=["t_start_s", "t_end_s"])], axis=1)
+    if tabled:
+        whole, per_window = _table_metrics(sc, folder, tabled, win["t_start_s"].to_numpy(), win["t_end_s"].to_numpy())
+        out.update(whole)
+        table = pd.concat([table, per_window], axis=1)
     table.to_csv(folder / WINDOWS_FILE, index=False)
     return out
+
+
+def _table_metrics(sc, folder: Path, names: list[str], starts: np.ndarray,
+                   ends: np.ndarray) -> tuple[dict[str, float | str], pd.DataFrame]:
+    """Metrics that score the run's tables (``scores_tables``): their summary columns, and their
+    columns per window (when they are ``windowed`` and ``windows.metrics`` is on)."""
+    from simlab.metrics.run_tables import RunTables
+
+    tables = RunTables.read(folder, sc.system)
+    out: dict[str, float | str] = {}
+    rows: list[dict] = [{} for _ in starts]
+    for n in names:
+        out.update(run_metric(n, MetricInput(np.zeros(0), np.zeros(0), run=tables)))
+        if specs()[n].windowed and sc.windows.metrics:
+            for row, s, e in zip(rows, starts, ends):
+                row.update(run_metric(n, MetricInput(np.zeros(0), np.zeros(0), run=tables.window(s, e))))
+    return out, pd.DataFrame(rows, index=range(len(starts)))
