@@ -13,6 +13,9 @@ if command -v apt-get >/dev/null; then
   # tshark asks whether non-root users may capture: answer for it.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopus0 libsndfile1 tshark espeak-ng sox >/dev/null
+  # Codec2's c2enc/c2dec and liblc3's elc3/dlc3: the fidelity tests run those codecs alone with them
+  # (simlab itself codes through the pycodec2 and lc3py wheels of the codecs extra).
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq codec2 liblc3-tools >/dev/null
 fi
 
 # torch 2.13.0: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build). With a GPU, install
