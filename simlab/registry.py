@@ -112,7 +112,8 @@ class MetricEntry:
     ``windowed``: it makes sense on a sliding window; ``higher_is_better``; ``scores_tables``: it
     scores the run's packets.csv and frames.csv (``MetricInput.run``, a
     `simlab.metrics.run_tables.RunTables`, cut to the window per window), not its audio, so it
-    runs without audio too."""
+    runs without audio too. ``scale``: (low, high) that every column's values lie in (MOS 1-5, WER
+    0-inf); plots clip confidence bands to it (None: unbounded)."""
 
     name: str
     func: Callable
@@ -120,6 +121,7 @@ class MetricEntry:
     windowed: bool = True
     higher_is_better: bool = True
     scores_tables: bool = False
+    scale: Optional[tuple[float, float]] = None
     group = "metrics"
 
 

@@ -142,7 +142,7 @@ def test_table_lines_are_grouped_means_with_t_bands(tmp_path):
     _nonempty(written)
     fig = curves_figure(df)
     for ax, y in zip(fig.axes, ["visqol", "plcmos", "wer"]):
-        assert [ln.get_label() for ln in ax.lines] == ["largesc", "opus"]
+        assert [ln.get_label() for ln in ax.lines] == ["largesc (n=5)", "opus (n=5)"]
         for ln, system in zip(ax.lines, ["largesc", "opus"]):
             means = df[df.system == system].groupby("network.forward.loss.p")[y].mean()
             assert np.allclose(ln.get_xdata(), means.index) and np.allclose(ln.get_ydata(), means.values)

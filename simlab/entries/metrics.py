@@ -1,6 +1,8 @@
 """simlab's quality metrics (implemented in `simlab.metrics`), each a registry entry."""
 from __future__ import annotations
 
+import math
+
 from simlab.metrics.dnsmos_score import COLUMNS as DNSMOS_COLUMNS, dnsmos
 from simlab.metrics.pitch import logf0_rmse
 from simlab.metrics.plcmos_score import plcmos
@@ -9,9 +11,13 @@ from simlab.metrics.visqol_score import visqol
 from simlab.metrics.wer import wer
 from simlab.registry import MetricEntry
 
-VISQOL = MetricEntry("visqol", visqol, ("visqol",))
-PLCMOS = MetricEntry("plcmos", plcmos, ("plcmos",))
-DNSMOS = MetricEntry("dnsmos", dnsmos, DNSMOS_COLUMNS)
-LOGF0_RMSE = MetricEntry("logf0_rmse", logf0_rmse, ("logf0_rmse_cents", "vuv_error"), higher_is_better=False)
-WER = MetricEntry("wer", wer, ("wer",), windowed=False, higher_is_better=False)
-TOKEN_ACCURACY = MetricEntry("token_accuracy", token_accuracy_metric, ("token_accuracy",), windowed=False)
+MOS = (1.0, 5.0)  # the MOS scales (ViSQOL MOS-LQO, PLCMOS, DNSMOS)
+
+VISQOL = MetricEntry("visqol", visqol, ("visqol",), scale=MOS)
+PLCMOS = MetricEntry("plcmos", plcmos, ("plcmos",), scale=MOS)
+DNSMOS = MetricEntry("dnsmos", dnsmos, DNSMOS_COLUMNS, scale=MOS)
+LOGF0_RMSE = MetricEntry("logf0_rmse", logf0_rmse, ("logf0_rmse_cents", "vuv_error"), higher_is_better=False,
+                         scale=(0.0, math.inf))
+WER = MetricEntry("wer", wer, ("wer",), windowed=False, higher_is_better=False, scale=(0.0, math.inf))
+TOKEN_ACCURACY = MetricEntry("token_accuracy", token_accuracy_metric, ("token_accuracy",), windowed=False,
+                             scale=(0.0, 1.0))

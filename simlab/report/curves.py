@@ -8,6 +8,11 @@ its repeats are the rows that differ only in repeat columns (seed, audio, ...), 
 systems are never averaged together, whatever ``by`` is. When x is a coordinate (loss rate: figs. 5-8),
 every other varying coordinate splits the lines; when x is a measurement (bitrate: fig. 4),
 the varying coordinates (say ``system.bitrate_bps``) make the points, at their mean x.
+
+A band is drawn only where a point has `MIN_BAND_N` values or more, and clipped to the metric's
+scale (its registry entry's ``scale``: MOS 1-5, WER 0-inf); a point with fewer has its n written
+beside it, and the legend gives each line's n. With ``wer_edits`` and ``wer_ref_words`` in the
+table, a WER panel also shows each point's corpus WER (its runs' edits / their reference words).
 """
 from __future__ import annotations
 
@@ -24,7 +29,11 @@ from simlab.errors import UserError
 REPEAT_COLUMNS = ("seed", "audio", "transcript", "repeat", "utterance", "run", "run_id", "name", "out", "folder")
 #: Default y columns, in the order panels appear, when present with values.
 QUALITY_COLUMNS = ("visqol", "plcmos", "dnsmos_ovrl", "wer", "logf0_rmse_cents", "token_accuracy")
-X_PREFERENCE = ("loss",)  # default x: the first varying coordinate whose name says loss
+X_PREFERENCE = ("loss",)
+#: Fewer values than this at a point: no band (a t interval of 2-4 values spans most of a scale).
+MIN_BAND_N = 5
+#: The counts behind a corpus WER (summary.csv of a run scored with wer).
+CORPUS_COUNTS = {"wer": ("wer_edits", "wer_ref_words")}  # default x: the first varying coordinate whose name says loss
 #: Columns that name a row's system, in order of preference (batch tables have both).
 SYSTEM_COLUMNS = ("label", "system")
 LABELS = {"visqol": "ViSQOL (MOS-LQO)", "plcmos": "PLCMOS", "dnsmos_ovrl": "DNSMOS overall", "wer": "WER",
@@ -122,6 +131,16 @@ def expand_loss_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def scale_of(column: str) -> tuple[float, float]:
+    """The range a metric column's values lie in (its registry entry's ``scale``), else unbounded."""
+    from simlab import registry
+
+    for entry in registry.entries("metrics").values():
+        if column in entry.columns and entry.scale is not None:
+            return float(entry.scale[0]), float(entry.scale[1])
+    return -np.inf, np.inf
+
+
 def _ci(values: np.ndarray) -> tuple[float, float, int]:
     """(mean, half-width of the 95 % t interval, n); half-width NaN for a single value."""
     n = len(values)
@@ -152,7 +171,9 @@ def _note_dropped(dropped: pd.DataFrame, x: str, y: str, by: list[str]) -> None:
 
 def grouped_means(df: pd.DataFrame, x: str, y: str, by: list[str]) -> pd.DataFrame:
     """One row per (line, point): ``line`` label, ``x``, ``mean``, ``lo``, ``hi``, ``n``
-    (the band is mean ± t(0.975, n-1)·sd/√n), lines in first-seen order, points by x."""
+    (the band is mean ± t(0.975, n-1)·sd/√n, clipped to y's `scale_of`), lines in first-seen order,
+    points by x; for wer with the counts in the table also ``corpus``, the point's total edits over
+    its total reference words."""
     missing = [c for c in [x, y, *by] if c not in df]
     if missing:
         raise UserError(f"table lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, df.columns))})")
@@ -172,6 +193,10 @@ def grouped_means(df: pd.DataFrame, x: str, y: str, by: list[str]) -> pd.DataFra
     else:  # x is measured: coordinates make the points, at the mean x
         line_cols, point_cols = by, others
     rows = []
+    low, high = scale_of(y)
+    counts = CORPUS_COUNTS.get(y)
+    if counts is not None and not all(c in d for c in counts):
+        counts = None
     line_groups = d.groupby(line_cols, sort=False, dropna=False) if line_cols else [((), d)]
     for key, part in line_groups:
         key = key if isinstance(key, tuple) else (key,)
@@ -180,8 +205,12 @@ def grouped_means(df: pd.DataFrame, x: str, y: str, by: list[str]) -> pd.DataFra
         points = part.groupby(point_cols, sort=False, dropna=False) if point_cols else [((), part)]
         for _, pts in points:
             mean, half, n = _ci(pts[y].to_numpy(dtype=float))
-            rows.append({"line": label, "x": float(pts[x].mean()), "mean": mean, "lo": mean - half,
-                         "hi": mean + half, "n": n})
+            row = {"line": label, "x": float(pts[x].mean()), "mean": mean, "lo": float(np.clip(mean - half, low, high)),
+                   "hi": float(np.clip(mean + half, low, high)), "n": n}
+            if counts is not None:
+                edits, words = (pd.to_numeric(pts[c], errors="coerce").sum(min_count=1) for c in counts)
+                row["corpus"] = float(edits / words) if words > 0 else np.nan
+            rows.append(row)
     out = pd.DataFrame(rows)
     out["_order"] = out["line"].map({k: i for i, k in enumerate(dict.fromkeys(out["line"]))})
     return out.sort_values(["_order", "x"], kind="stable").drop(columns="_order").reset_index(drop=True)
@@ -200,9 +229,16 @@ def read_table(path: Path) -> pd.DataFrame:
     return expand_loss_columns(df)
 
 
+def _n_text(n: np.ndarray) -> str:
+    """A line's sample sizes for its legend entry: ``n=5`` or ``n=2-6``."""
+    lo, hi = int(n.min()), int(n.max())
+    return f"n={lo}" if lo == hi else f"n={lo}-{hi}"
+
+
 def curves_figure(df: pd.DataFrame, x: str | None = None, ys: list[str] | None = None,
                   by: list[str] | None = None, title: str = ""):
-    """One panel per y column, one line per group with its 95 % band; a matplotlib Figure."""
+    """One panel per y column, one line per group with its 95 % band (where n ≥ `MIN_BAND_N`; fewer:
+    the n beside the point), the legend saying each line's n; a matplotlib Figure."""
     from matplotlib.figure import Figure
 
     x = x or default_x(df)
@@ -216,10 +252,18 @@ def curves_figure(df: pd.DataFrame, x: str | None = None, ys: list[str] | None =
     for ax, y in zip(axes, ys):
         g = grouped_means(df, x, y, by)
         for label, line in g.groupby("line", sort=False):
-            (ln,) = ax.plot(line["x"].to_numpy(), line["mean"].to_numpy(), marker="o", ms=4, label=label)
-            if line["n"].max() > 1:
-                ax.fill_between(line["x"].to_numpy(), line["lo"].to_numpy(), line["hi"].to_numpy(),
+            xs, ns = line["x"].to_numpy(), line["n"].to_numpy()
+            (ln,) = ax.plot(xs, line["mean"].to_numpy(), marker="o", ms=4, label=f"{label} ({_n_text(ns)})")
+            banded = ns >= MIN_BAND_N
+            if banded.any():
+                ax.fill_between(xs, line["lo"].to_numpy(), line["hi"].to_numpy(), where=banded,
                                 color=ln.get_color(), alpha=0.2, lw=0)
+            for xi, yi, ni in zip(xs[~banded], line["mean"].to_numpy()[~banded], ns[~banded]):
+                ax.annotate(f"n={ni}", (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=7,
+                            color=ln.get_color())
+            if "corpus" in line and line["corpus"].notna().any():
+                ax.plot(xs, line["corpus"].to_numpy(), marker="x", ms=5, ls="--", lw=1, color=ln.get_color(),
+                        label=f"{label}, corpus WER")
         ax.set_xlabel(LABELS.get(x, x))
         ax.set_ylabel(LABELS.get(y, y))
         ax.grid(alpha=0.3)

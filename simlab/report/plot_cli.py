@@ -21,7 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "plot", help="figures: run folders (fig. 9 traces, overlaid) or batch tables (quality curves)",
         description="Run folders: ViSQOL and PLCMOS over time with the controller's decisions, the "
                     "reference spectrogram, bitrate and loss (several folders overlay their traces). "
-                    ".csv tables (runs.csv): one line per system with 95% confidence bands.")
+                    ".csv tables (runs.csv): one line per system with 95% confidence bands (from 5 "
+                    "values per point, clipped to the metric's scale; fewer: the n at the point).")
     p.add_argument("paths", nargs="+", metavar="PATH", help="run folder(s) and/or .csv table(s)")
     p.add_argument("--out", help="folder for the figures (default: the first run folder's plots/, "
                                  "or beside the table)")
