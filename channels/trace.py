@@ -8,13 +8,25 @@ import numpy as np
 from channels.base import LossModel
 
 
+#: A trace larger than this is no 0/1 list (100 million packets fit in 200 MB): refused unread.
+MAX_TRACE_BYTES = 1 << 30
+
+
 def read_trace(path: str | Path) -> np.ndarray:
     """A file of 0/1 decisions, whitespace- or comma-separated, '#' comments allowed."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: loss trace not found")
+        raise ValueError(f"{path}: loss trace {'is a directory' if path.is_dir() else 'not found'}")
+    try:
+        if path.stat().st_size > MAX_TRACE_BYTES:
+            raise ValueError(f"{path}: {path.stat().st_size} bytes is no loss trace (at most {MAX_TRACE_BYTES})")
+        text = path.read_text()
+    except OSError as exc:  # /proc/self/mem, a file the user may not read
+        raise ValueError(f"{path}: cannot read the loss trace ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a loss trace (not text: a file of 0 and 1)") from None
     values: list[bool] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         for tok in line.split("#", 1)[0].replace(",", " ").split():
             if tok not in ("0", "1"):
                 raise ValueError(f"{path}:{lineno}: {tok!r} is not 0 or 1")

@@ -12,7 +12,10 @@ PROFILES_DIR = Path(__file__).with_name("data") / "profiles"
 
 def resolve_profile_path(name: str, base_dir: str | Path = ".") -> Path:
     """A profile file: a path (relative to the scenario), or the name of a shipped one."""
-    p = Path(name).expanduser()
+    try:
+        p = Path(name).expanduser()
+    except RuntimeError:  # ~name of a user this machine does not know: an ordinary name then
+        p = Path(name)
     if not p.is_absolute():
         p = Path(base_dir) / p
     if p.is_file():

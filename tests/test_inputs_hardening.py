@@ -304,3 +304,45 @@ def test_clean_removes_stale_partials_it_owns_and_run_names_them(tmp_path):
     one_line_error(simlab("clean", "nope", cwd=tmp_path), "nope: no such folder")
     r = simlab("run", "s.yaml", "--out", "results/new2", cwd=tmp_path)
     assert r.returncode == 0 and "note" not in r.stderr
+
+
+def test_an_experiment_of_more_runs_than_a_batch_holds_is_refused_at_once(tmp_path, capsys):
+    from simlab.batch.expand import MAX_RUNS
+
+    (tmp_path / "e.yaml").write_text("base: {duration_s: 1}\nrepeats: 100000\n"
+                                     "grid: {network.forward.loss.p: [0.0, 0.1]}\n")
+    code, _, err = cli(capsys, "batch", str(tmp_path / "e.yaml"), "--dry-run")
+    assert code == 2 and err.strip() == (f"simlab: error: e: 200000 runs; an experiment expands to at most {MAX_RUNS} "
+                                         "(sweep fewer values or repeats, or split it)")
+
+
+# -- what tests/test_fuzz_inputs.py found, pinned (each was a traceback) ----------------------------
+@pytest.mark.parametrize("text,expected", [
+    ("network: {forward: {loss: {model: trace, file: /proc/self/mem}}}\n",
+     "network.forward.loss: /proc/self/mem: cannot read the loss trace (Input/output error)"),
+    ("network: {reverse: {loss: {model: trace, file: quiet.wav}}}\n",
+     "network.reverse.loss: quiet.wav: not a loss trace (not text: a file of 0 and 1)"),
+    ("network: {reverse: {loss: {model: trace, file: adir}}}\n", "network.reverse.loss: adir: loss trace is a directory"),
+    ("compute: {profile: ~nosuchuser/p.yaml}\n", "compute.profile: ~nosuchuser/p.yaml is neither a file nor a shipped"),
+    ("audio: ~nosuchuser/a.wav\nsystem: {kind: opus}\n", "audio: none of ~nosuchuser/a.wav exists"),
+    ("audio: quiet.wav\nsystem: {kind: opus}\nmetrics: [wer]\ntranscript: /proc/self/mem\n",
+     "transcript: /proc/self/mem: cannot read (Input/output error)"),
+    ("audio: quiet.wav\nsystem: {kind: opus}\nmetrics: [wer]\ntranscript: x.trans.txt\n",
+     "transcript: x.trans.txt: not a transcript (not UTF-8 text)"),
+])
+def test_unreadable_inputs_the_fuzzer_found_are_one_line(tmp_path, capsys, monkeypatch, text, expected):
+    _wav(tmp_path / "quiet.wav", 0.01 * np.ones(2400), "PCM_16")
+    (tmp_path / "x.trans.txt").write_bytes(b"\xff\xfe\x00bad")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "s.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, "check", "s.yaml")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+def test_an_experiment_audio_folder_with_unreadable_folders_is_walked_past(tmp_path, capsys):
+    if not os.access("/proc/1", os.R_OK):
+        pytest.skip("no /proc")
+    (tmp_path / "e.yaml").write_text("base: {duration_s: 1, system: {kind: opus}}\naudio: /proc/1\n")
+    code, _, err = cli(capsys, "batch", str(tmp_path / "e.yaml"), "--dry-run")
+    assert code == 2 and "audio: /proc/1 matches no audio file" in err, err

@@ -34,6 +34,34 @@ def _name(path: Path, entry: str, base_dir: Path) -> str:
     return Path(os.path.relpath(path, base_dir)).as_posix()
 
 
+#: Folder entries an experiment's audio may make simlab look at: a speech corpus holds thousands,
+#: ``/`` millions (and walking it took minutes before it failed on /proc).
+MAX_SCANNED = 1_000_000
+
+
+def _bounded(items, entry: str):
+    for n, item in enumerate(items):
+        if n >= MAX_SCANNED:
+            raise UserError(f"audio: {entry} names more than {MAX_SCANNED} files: name the folder of the speech files")
+        yield item
+
+
+def _audio_under(folder: Path, entry: str) -> list[Path]:
+    """The audio files under ``folder``, as ``rglob`` finds them (folders that are symbolic links
+    are not entered), skipping folders that cannot be read; `UserError` past `MAX_SCANNED` entries."""
+    found, seen = [], 0
+    for top, dirs, names in os.walk(folder):
+        seen += len(dirs) + len(names)
+        if seen > MAX_SCANNED:
+            raise UserError(f"audio: {entry} holds more than {MAX_SCANNED} files and folders: name the folder of "
+                            f"the speech files")
+        for name in names:
+            f = Path(top) / name
+            if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file():
+                found.append(f)
+    return found
+
+
 def expand_audio(entries: str | list[str], base_dir: str | Path, limit: int | None = None) -> list[str]:
     """Every audio file the entries name, sorted, de-duplicated, at most ``limit``."""
     base_dir = Path(base_dir)
@@ -42,10 +70,10 @@ def expand_audio(entries: str | list[str], base_dir: str | Path, limit: int | No
     for entry in entries:
         path = _resolve(entry, base_dir)
         if any(ch in entry for ch in "*?["):
-            files = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            files = sorted(Path(p) for p in _bounded(glob.iglob(str(path), recursive=True), entry))
             files = [f for f in files if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
         elif path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            files = sorted(_audio_under(path, entry))
         elif path.is_file():
             files = [path]
         else:

@@ -8,6 +8,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,12 +114,28 @@ def _describe(coords: dict) -> str:
     return ", ".join(f"{k}={canonical_json(v) if not isinstance(v, str) else v}" for k, v in coords.items())
 
 
+#: The most runs one experiment expands to (as many as ``repeats`` allows alone): each is validated
+#: as a scenario (about 1 ms), so a grid of a million points would keep even --dry-run busy for
+#: half an hour before it printed a line.
+MAX_RUNS = 100_000
+
+
+def _check_size(exp: Experiment, systems: list, n_audio: int) -> None:
+    grid = math.prod(len(v) for v in exp.grid.values())
+    per_system = sum(math.prod(len(v) for v in e.grid.values()) if e is not None else 1 for e in systems)
+    n = grid * per_system * n_audio * exp.repeats
+    if n > MAX_RUNS:
+        raise UserError(f"{exp.name}: {n} runs; an experiment expands to at most {MAX_RUNS} (sweep fewer values "
+                        f"or repeats, or split it)")
+
+
 def expand(exp: Experiment) -> list[Run]:
     """Every run of the experiment, each validated as a scenario (errors name the run)."""
     base, scenario_dir = _base(exp)
     exp_dir = Path(exp.base_dir)
     systems = list(exp.systems) or [None]
     audio = expand_audio(exp.audio, exp_dir, exp.audio_limit) if exp.audio is not None else [None]
+    _check_size(exp, systems, len(audio))
     transcripts: dict[str, str | None] = {}
     runs: list[Run] = []
     seen: dict[str, dict] = {}

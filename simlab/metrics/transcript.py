@@ -12,9 +12,19 @@ from pathlib import Path
 from simlab.errors import UserError
 
 
+def _read(path: Path) -> str:
+    """A transcript file's text; `UserError` when it cannot be read or is not UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:  # /proc/self/mem, a file the user may not read
+        raise UserError(f"transcript: {path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"transcript: {path}: not a transcript (not UTF-8 text)") from None
+
+
 def librispeech_line(trans_file: Path, utt_id: str) -> str | None:
     """The transcript of ``utt_id`` in a LibriSpeech ``*.trans.txt`` file, or None."""
-    for line in trans_file.read_text(encoding="utf-8").splitlines():
+    for line in _read(trans_file).splitlines():
         key, _, text = line.strip().partition(" ")
         if key == utt_id:
             return text.strip()
@@ -48,7 +58,7 @@ def resolve_transcript(sc, audio: Path | None) -> str | None:
             if text is None:
                 raise UserError(f"transcript: {path} has no line for utterance {audio.stem}")
             return text
-        return path.read_text(encoding="utf-8").strip()
+        return _read(path).strip()
     if value.endswith(".txt"):
         raise UserError(f"transcript: {path} not found")
     return value.strip()
