@@ -147,11 +147,19 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
     # what the manifest's warnings list and the command line say: the system's, and the audio's clipping
     warnings = [*described.get("warnings", []), *([clipped] if clipped else [])]
     facts = {"wall_s": time.perf_counter() - wall0, "system": described, "warnings": warnings, "device": device,
-             "frames": n_frames, "events_processed": None}
+             "frames": n_frames, "events_processed": None,
+             # the audio file's own rate: the reference holds nothing above its Nyquist (plots show that band)
+             "audio_sample_rate": _file_rate(audio_path) if audio_path is not None else None}
     result = {"summary": summary, "facts": facts}
     if keep and out is None:
         result["tables"] = recorder.tables()
     return result
+
+
+def _file_rate(path: Path) -> int:
+    import soundfile as sf
+
+    return int(sf.info(str(path)).samplerate)
 
 
 def summarize(sc, flows, media, duration_s, headers, system) -> dict:

@@ -5,8 +5,10 @@ sliding window with the controller's decisions behind them, (c) the reference sp
 Traces are drawn at window centres. Decisions are frames.csv's mask as an image of token
 depth (rows, depth 0 at the bottom) by frame (columns): grey not sent, yellow sent once
 (important), red sent twice (redundant). With several runs, every run's traces share the
-panels; decisions, spectrogram and loss are the first run's (the network is the same when
-the runs differ only in the system), and the panel titles say whose.
+panels, its loss and p̂ included (runs of other systems meet other channels: other packet rates,
+other draws); decisions and spectrogram are the first run's, and the panel titles say whose.
+The spectrogram shows the source's band (up to the Nyquist frequency of the audio file the run
+sent, from manifest.json) and the time axis the whole call.
 """
 from __future__ import annotations
 
@@ -97,36 +99,52 @@ def _spectrogram(ax, run: RunData) -> None:
     x, sr = sf.read(str(run.reference), dtype="float32")
     nper = int(0.032 * sr)  # 32 ms frames, 8 ms hop: the usual speech spectrogram
     f, t, s = spectrogram(x, fs=sr, nperseg=nper, noverlap=nper - nper // 4, mode="magnitude")
+    # A source at a lower rate than the reference's holds nothing above its own Nyquist frequency but
+    # the resampler's leakage: show its band only (and scale the colours to what is in it).
+    top = min(sr, run.source_rate or sr) / 2
+    band = f <= top
+    f, s = f[band], s[band]
     db = 20 * np.log10(s + 1e-6)
-    ax.pcolormesh(t, f / 1000, db, shading="auto", cmap="magma", vmin=db.max() - 80, vmax=db.max(),
+    # cell edges, so that the image covers the whole clip (frame centres stop half a frame short of its ends)
+    edges = np.concatenate([[0.0], (t[:-1] + t[1:]) / 2, [len(x) / sr]])
+    f_edges = np.concatenate([[0.0], (f[:-1] + f[1:]) / 2, [top]])
+    ax.pcolormesh(edges, f_edges / 1000, db, shading="flat", cmap="magma", vmin=db.max() - 80, vmax=db.max(),
                   rasterized=True)
-    ax.set_ylim(0, sr / 2000)
+    ax.set_ylim(0, top / 1000)
     ax.set_ylabel("frequency (kHz)")
-    ax.set_title(f"(c) spectrogram of the reference ({run.label})", fontsize=9, loc="left")
+    band_text = f", source {run.source_rate / 1000:g} kHz" if run.source_rate and run.source_rate < sr else ""
+    ax.set_title(f"(c) spectrogram of the reference ({run.label}{band_text})", fontsize=9, loc="left")
 
 
 def _bitrate(ax, runs: list[RunData]) -> None:
     top = 0.0
-    for r in runs:
+    for i, r in enumerate(runs):
         if "payload_bps" in r.windows:
             kbps = r.windows["payload_bps"].to_numpy() / 1000
-            ax.plot(window_centres(r.windows), kbps, lw=1.5, label=f"{r.label} payload")
+            ax.plot(window_centres(r.windows), kbps, lw=1.5, color=f"C{i}", label=f"{r.label} payload")
             top = max(top, float(np.nanmax(kbps)) if len(kbps) else 0.0)
     ax.set_ylabel("payload (kbit/s)")
     ax.set_ylim(0, top * 1.6 if top > 0 else 1.0)  # head room for the legend
-    first = runs[0]
     loss_ax = ax.twinx()
-    w = first.windows
-    if "loss_rate" in w:
-        loss_ax.plot(window_centres(w), w["loss_rate"].to_numpy(), color="0.3", lw=1, drawstyle="steps-mid",
-                     label="forward loss")
-    if "p_hat_mean" in w:
-        loss_ax.plot(window_centres(w), w["p_hat_mean"].to_numpy(), color="0.3", lw=1, ls="--", label="p̂")
+    loss_top = 0.0
+    for i, r in enumerate(runs):  # each run met its own channel: its own loss and p-hat
+        w = r.windows
+        color = "0.3" if len(runs) == 1 else f"C{i}"
+        who = "" if len(runs) == 1 else f"{r.label} "
+        if "loss_rate" in w:
+            loss_ax.plot(window_centres(w), w["loss_rate"].to_numpy(), color=color, lw=1, drawstyle="steps-mid",
+                         label=f"{who}forward loss")
+            if len(w) and np.isfinite(w["loss_rate"].to_numpy(dtype=float)).any():
+                loss_top = max(loss_top, float(np.nanmax(w["loss_rate"].to_numpy(dtype=float))))
+        if "p_hat_mean" in w:
+            loss_ax.plot(window_centres(w), w["p_hat_mean"].to_numpy(), color=color, lw=1, ls="--",
+                         label=f"{who}p̂")
     loss_ax.set_ylabel("loss rate")
-    loss_ax.set_ylim(0, max(0.05, float(np.nanmax(w.get("loss_rate", [0.0])) if len(w) else 0.0) * 1.2))
+    loss_ax.set_ylim(0, max(0.05, loss_top * 1.2))
     lines = ax.get_lines() + loss_ax.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper left")
-    ax.set_title(f"(d) bitrate and loss (loss: {first.label})", fontsize=9, loc="left")
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper left", ncol=1 if len(runs) == 1 else 2)
+    whose = f"loss: {runs[0].label}" if len(runs) == 1 else "each run's own loss and p̂"
+    ax.set_title(f"(d) bitrate and loss ({whose})", fontsize=9, loc="left")
     ax.set_xlabel("time (s)")
     ax.loss_axis = loss_ax  # for callers (and tests) that read the loss traces back
 
@@ -147,6 +165,8 @@ def fig9_figure(runs: list[RunData]):
         handles = [Patch(color=c, alpha=0.5, label=n) for c, n in zip(DECISION_COLORS, DECISION_NAMES)]
         fig.legend(handles=handles, loc="outside upper center", ncol=3, fontsize=8, title="controller decisions",
                    title_fontsize=8)
-    end = max(float(r.windows["t_end_s"].max()) for r in runs if len(r.windows))
-    axes[-1].set_xlim(0, end)
+    # the whole call: windows end up to a window before it (only full windows are scored)
+    ends = [float(r.windows["t_end_s"].max()) for r in runs if len(r.windows)]
+    ends += [r.duration_s for r in runs if np.isfinite(r.duration_s)]
+    axes[-1].set_xlim(0, max(ends) if ends else 1.0)
     return fig

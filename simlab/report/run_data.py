@@ -23,7 +23,10 @@ RUN_FILES = ("summary.csv", "packets.csv", "frames.csv")
 @dataclass
 class RunData:
     """One run, ready to plot. ``mask`` is [frames, depths] in {0, 1, 2} for flow 0 (None when
-    the system has no token mask); ``mask_t`` the frames' capture times."""
+    the system has no token mask); ``mask_t`` the frames' capture times; ``duration_s`` the call's
+    length (summary.csv); ``source_rate`` the sample rate of the audio file the run sent (manifest.json;
+    None when unknown): the reference holds nothing above its Nyquist frequency but resampling
+    leakage."""
 
     folder: Path
     label: str
@@ -33,15 +36,29 @@ class RunData:
     mask: np.ndarray | None = None
     reference: Path | None = None
     scenario: dict = field(default_factory=dict)  # resolved, from manifest.json ({} if unreadable)
+    duration_s: float = float("nan")
+    source_rate: int | None = None
 
 
-def _scenario(folder: Path) -> dict:
-    """The resolved scenario the run was made with (manifest.json); empty when unreadable."""
+def _manifest(folder: Path) -> dict:
+    """manifest.json; empty when unreadable."""
     try:
-        scenario = json.loads((folder / "manifest.json").read_text())["scenario"]
-    except (OSError, KeyError, TypeError, ValueError):
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, TypeError, ValueError):
         return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _scenario(manifest: dict) -> dict:
+    """The resolved scenario the run was made with; empty when unknown."""
+    scenario = manifest.get("scenario")
     return scenario if isinstance(scenario, dict) else {}
+
+
+def _source_rate(manifest: dict) -> int | None:
+    """The sample rate of the run's audio file as it was (before resampling to the system's)."""
+    rate = manifest.get("audio_sample_rate")
+    return int(rate) if isinstance(rate, (int, float)) and rate > 0 else None
 
 
 def _window_settings(scenario: dict) -> tuple[float, float]:
@@ -65,7 +82,8 @@ def load_run(folder: str | Path) -> RunData:
     if len(summary) == 0 or "duration_s" not in summary or "frames" not in summary:
         raise UserError(f"{folder}/summary.csv: lacks duration_s or frames")
     row = summary.iloc[0]
-    scenario = _scenario(folder)
+    manifest = _manifest(folder)
+    scenario = _scenario(manifest)
     label = str(row["system"]) if "system" in summary else folder.name
     duration = float(row["duration_s"])
     frame_s = duration / max(1, int(row["frames"]) // max(1, int(row.get("flows", 1))))
@@ -79,7 +97,8 @@ def load_run(folder: str | Path) -> RunData:
     masks = read_masks(folder / "frames.csv", flow=0)
     ref = folder / "reference.wav"
     return RunData(folder, label, windows, frame_s, *(masks if masks is not None else (None, None)),
-                   reference=ref if ref.is_file() else None, scenario=scenario)
+                   reference=ref if ref.is_file() else None, scenario=scenario, duration_s=duration,
+                   source_rate=_source_rate(manifest))
 
 
 def load_runs(folders: list[Path]) -> list[RunData]:
