@@ -105,8 +105,7 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
     if out and sc.outputs.pcap:
         from simlab.report.pcap import PcapTap
 
-        pcap = PcapTap(out / "forward.pcap", ipv6=sc.network.headers == "ipv6",
-                       frame_samples=system.frame_samples)
+        pcap = PcapTap(out / "forward.pcap", system, ipv6=sc.network.headers == "ipv6")
 
     net = sc.network
     shared = None

@@ -30,6 +30,7 @@ class OpusSystem:
 
     name = "opus"
     stages = ("encoder", "decoder")
+    rtp_clock_rate = 48000  # RFC 7587 §4.1: Opus's RTP clock is 48 kHz whatever rate it codes at
 
     def __init__(self, bitrate_bps: int, frame_ms: int, fec: bool, application: str = "voip",
                  sample_rate: int = 24000):

@@ -1,7 +1,14 @@
 """The forward packets as RTP/UDP/IP in a pcap file (dpkt), with simulated timestamps, so
 Wireshark and tshark decode the stream as RTP. Payload bytes are the real ones: the units each
 packet carries, bit-packed after each frame's side information (token systems), or the codec's
-own packet bytes (Opus, AAC). With ROHC the file shows the decompressed headers."""
+own packet bytes (Opus, AAC), joined by the system's ``rtp_payload`` where it has one (AMR's
+RFC 4867 framing). With ROHC the file shows the decompressed headers.
+
+RTP payload type and clock are the system's (optional attributes ``rtp_payload_type``, default
+96, dynamic; ``rtp_clock_rate``, default its ``sample_rate``): a packet's timestamp is its first
+frame's first sample on that clock (Opus: 48 kHz whatever it codes at, RFC 7587; G.722: 8 kHz
+although it samples at 16, RFC 3551). A payload shorter than the bytes simlab counts is padded
+with RTP padding (RFC 3550 §5.1), so the file's sizes are packets.csv's."""
 from __future__ import annotations
 
 import socket
@@ -17,7 +24,21 @@ RTP_PORT = 5004
 PAYLOAD_TYPE = 96  # dynamic
 
 
-def pack_units(contents, encoded) -> bytes:
+def rtp_clock(system) -> tuple[int, int]:
+    """(payload type, timestamp step per frame) of a system's RTP stream."""
+    pt = int(getattr(system, "rtp_payload_type", PAYLOAD_TYPE))
+    rate = int(system.sample_rate)
+    clock = int(getattr(system, "rtp_clock_rate", rate))
+    step, rest = divmod(system.frame_samples * clock, rate)
+    if rest or not 0 <= pt <= 127:
+        raise ValueError(f"{system.name}: RTP payload type {pt} or a frame of {system.frame_samples} samples at "
+                         f"{rate} Hz on a {clock} Hz RTP clock is not whole")
+    return pt, step
+
+
+def pack_units(contents, encoded, join=None) -> bytes:
+    """A packet's payload bytes; ``join(list of byte payloads)`` joins codec packets (default: end
+    to end)."""
     chunks: list[bytes] = []
     acc = width = 0  # the bit string so far, as one int (MSB first), and its length
     seen = set()
@@ -38,21 +59,28 @@ def pack_units(contents, encoded) -> bytes:
     if width:
         pad = -width % 8  # zero bits to the byte boundary, as np.packbits would
         chunks.append((acc << pad).to_bytes((width + pad) // 8, "big"))
-    return b"".join(chunks)
+    return join(chunks) if join is not None and width == 0 else b"".join(chunks)
 
 
 class PcapTap:
-    def __init__(self, path, ipv6: bool = False, clock_rate: int = 24000, frame_samples: int = 1920):
+    def __init__(self, path, system, ipv6: bool = False):
+        self.payload_type, self.ts_step = rtp_clock(system)
+        self._join = getattr(system, "rtp_payload", None)
         self._fh = open(path, "wb")
         self._w = dpkt.pcap.Writer(self._fh, linktype=dpkt.pcap.DLT_EN10MB)
         self.ipv6 = ipv6
-        self.frame_samples = frame_samples
         self.count = 0
 
     def packet(self, pkt, encoded) -> None:
-        payload = pack_units(pkt.contents, encoded)
-        rtp = struct.pack("!BBHII", 0x80, PAYLOAD_TYPE, pkt.seq & 0xFFFF,
-                          (max(pkt.first_frame, 0) * self.frame_samples) & 0xFFFFFFFF,
+        payload = pack_units(pkt.contents, encoded, self._join)
+        flags, pad = 0x80, pkt.payload_bytes - len(payload)
+        if pad > 255:
+            raise ValueError(f"pcap: packet {pkt.seq}'s payload is {pad} bytes shorter than counted")
+        if pad > 0:  # RTP padding: its last byte says how many bytes it is
+            flags |= 0x20
+            payload += bytes(pad - 1) + bytes([pad])
+        rtp = struct.pack("!BBHII", flags, self.payload_type, pkt.seq & 0xFFFF,
+                          (max(pkt.first_frame, 0) * self.ts_step) & 0xFFFFFFFF,
                           0x51A0 + pkt.flow) + payload
         udp = dpkt.udp.UDP(sport=RTP_PORT + 2 * pkt.flow, dport=RTP_PORT + 2 * pkt.flow, data=rtp)
         udp.ulen = len(udp)
