@@ -16,6 +16,9 @@ if command -v apt-get >/dev/null; then
   # Codec2's c2enc/c2dec and liblc3's elc3/dlc3: the fidelity tests run those codecs alone with them
   # (simlab itself codes through the pycodec2 and lc3py wheels of the codecs extra).
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq codec2 liblc3-tools >/dev/null
+  # The ffmpeg command line and Debian's OpenCORE AMR-NB: the ffmpeg system's fidelity tests run
+  # G.711/G.722/G.726/G.723.1 and AMR-NB alone with them (simlab codes through PyAV's FFmpeg).
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg libopencore-amrnb0 >/dev/null
 fi
 
 # torch 2.13.0: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build). With a GPU, install
