@@ -26,7 +26,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="run folder(s) and/or .csv table(s)")
     p.add_argument("--out", help="folder for the figures (default: the first run folder's plots/, "
                                  "or beside the table)")
-    p.add_argument("--x", help="table column on the x axis (default: the loss coordinate, else payload_bps)")
+    p.add_argument("--x", help="table column on the x axis (default: the loss coordinate, else payload_bps); "
+                               "comma-separated columns (total_bps,payload_bps) make panels side by side, "
+                               "one line per system and loss condition, log x over a decade; the default "
+                               "for a bitrate ladder (system settings swept under a few loss conditions)")
     p.add_argument("--y", help="comma-separated table columns, one panel each (default: the quality "
                                "columns present: visqol, plcmos, wer, ...)")
     p.add_argument("--by", help="comma-separated table columns, one line per value (default: the system "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from simlab.errors import UserError
 from simlab.out_path import check_out_dir
+from simlab.report.bitrate_panels import bitrate_figure, ladder_defaults, measured_by
 from simlab.report.curves import curves_figure, default_by, default_x, default_ys, read_table
 from simlab.report.fig9 import fig9_figure
 from simlab.report.run_data import load_runs
@@ -38,8 +39,8 @@ def _names(value: str | list[str] | None, what: str) -> list[str] | None:
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
     items = [v.strip() for v in items if v.strip()]
-    if what == "--y" and not items:
-        raise UserError("--y: give at least one column name")
+    if what in ("--x", "--y") and not items:
+        raise UserError(f"{what}: give at least one column name")
     return items
 
 
@@ -61,16 +62,17 @@ def _split(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return folders, tables
 
 
-def plot_path(paths: list[Path], out_dir: Path | None = None, x: str | None = None,
+def plot_path(paths: list[Path], out_dir: Path | None = None, x: str | list[str] | None = None,
               y: str | list[str] | None = None, by: str | list[str] | None = None) -> list[Path]:
     """Plot each input and return the files written.
 
     Run folders (all of them together) make one fig. 9 figure, their traces overlaid
     (``fig9.png``/``.pdf``, ``fig9_overlay.*`` for several, in ``out_dir``, default the first
     folder's ``plots/``). Each ``.csv`` table makes one curves figure
-    (``<table>_<ys>_vs_<x>.png``/``.pdf``, default beside the table): ``x`` one column, ``y``
-    and ``by`` column names (lists or comma-separated); left out, they are detected from the
-    columns (`simlab.report.curves`).
+    (``<table>_<ys>_vs_<x>.png``/``.pdf``, default beside the table): ``x``, ``y`` and ``by``
+    column names (lists or comma-separated); left out, they are detected from the columns
+    (`simlab.report.curves`). Several x columns (``total_bps,payload_bps``), or a bitrate-ladder
+    table left to its defaults, make panels side by side (`simlab.report.bitrate_panels`).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -87,13 +89,19 @@ def plot_path(paths: list[Path], out_dir: Path | None = None, x: str | None = No
         written += save_figure(fig, out or folders[0] / "plots", "fig9" if len(folders) == 1 else "fig9_overlay")
     for t in tables:
         df = read_table(t)
-        xs = x or default_x(df)
+        xs, bys = _names(x, "--x"), _names(by, "--by")
+        ladder = ladder_defaults(df) if xs is None else None
+        xs = xs or (ladder[0] if ladder else [default_x(df)])
         ys = _names(y, "--y") or default_ys(df)
-        bys = _names(by, "--by")
-        bys = default_by(df) if bys is None else bys
-        missing = [c for c in [xs, *ys, *bys] if c not in df]
+        panels = len(xs) > 1 or ladder is not None
+        if bys is None:
+            bys = ladder[1] if ladder else measured_by(df) if panels and "." not in xs[0] else default_by(df)
+        missing = [c for c in [*xs, *ys, *bys] if c not in df]
         if missing:
             raise UserError(f"{t}: lacks column(s) {', '.join(missing)}")
-        fig = curves_figure(df, xs, ys, bys, title=t.name)
-        written += save_figure(fig, out or t.parent, _slug(f"{t.stem}_{'_'.join(ys)}_vs_{xs}"))
+        if panels:
+            fig = bitrate_figure(df, xs, ys, bys, title=t.name)
+        else:
+            fig = curves_figure(df, xs[0], ys, bys, title=t.name)
+        written += save_figure(fig, out or t.parent, _slug(f"{t.stem}_{'_'.join(ys)}_vs_{'_'.join(xs)}"))
     return written
