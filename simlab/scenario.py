@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, ValidationError, create_model, model
 
 from simlab import registry
 from simlab.errors import UserError
+from simlab.scenario_bottleneck import Bottleneck, BottleneckSpec, Offsets, check_calls
 from simlab.scenario_bounds import (
     MAX_BANDWIDTH_BPS, MAX_DELAY_S, MAX_DURATION_S, MAX_NAME_CHARS, MAX_THREADS, MIN_BANDWIDTH_BPS, MIN_HOP_S,
     MIN_INTERVAL_S, Delay, Instant, Prob, _ge, _gt, _in)
@@ -59,7 +60,10 @@ class Network(Strict):
     # per_flow: each flow (call) has a forward link of its own with these settings; shared: the
     # flows' forward packets cross one link (one FIFO, one bandwidth, one loss process), as calls
     # through one bottleneck do. Reports go back on each flow's own reverse path either way.
-    bottleneck: Literal["per_flow", "shared"] = "per_flow"
+    # A mapping adds a queue discipline and cross traffic (simlab.scenario_bottleneck).
+    bottleneck: Bottleneck = BottleneckSpec(mode="per_flow")
+    start_offsets: Offsets = None  # when each call starts: {model: uniform|even, max_s} or one per flow
+    send_jitter_s: Delay = 0.0  # each packet handed to the link up to this late (uniform)
 
 
 class Packetization(Strict):
@@ -175,6 +179,13 @@ class Scenario(Strict):
         if self.outputs.pcap and self.flows > MAX_PCAP_FLOWS:  # flow k is RTP on UDP port 5004 + 2k
             raise ValueError(f"outputs.pcap: a pcap holds at most {MAX_PCAP_FLOWS} flows (flow k on UDP port "
                              f"5004 + 2k); flows is {self.flows}")
+        return self
+
+    @model_validator(mode="after")
+    def _calls(self):
+        net = self.network
+        if net is not None and not isinstance(net, dict):
+            check_calls(self.flows, net.start_offsets, net.bottleneck, net.forward)
         return self
 
     def path(self, p: str) -> Path:

@@ -28,8 +28,9 @@ def _models_in(ann) -> list[type[BaseModel]]:
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:
-    """The discriminator value a registry spec model names itself with (``kind``/``model``)."""
-    for name in ("kind", "model"):
+    """The discriminator value a spec model names itself with (``kind``/``model``, a queue's
+    ``discipline``)."""
+    for name in ("kind", "model", "discipline"):
         fld = model.model_fields.get(name)
         args = typing.get_args(fld.annotation) if fld is not None else ()
         if len(args) == 1 and isinstance(args[0], str):

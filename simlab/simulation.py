@@ -18,6 +18,7 @@ import simpy
 from simlab import registry
 from simlab.actors.base import BuildContext, Timer
 from simlab.build import build_system, call_params, estimator, headers_of, make_link, system_key
+from simlab.build_bottleneck import BottleneckBuild
 from simlab.errors import UserError
 from simlab.report.recorder import RunRecorder
 from simlab.scenario import Scenario
@@ -108,18 +109,20 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
         pcap = PcapTap(out / "forward.pcap", system, ipv6=sc.network.headers == "ipv6")
 
     net = sc.network
+    bottleneck = BottleneckBuild(sc, env, out, n_frames * frame_s)
+    # after the flows' seeds, and the bottleneck's own after every other: theirs stay as they were
+    shared_seeds = seeds.spawn(2) if net.bottleneck.mode == "shared" else None
+    bottleneck.seed(seeds)
     shared = None
-    if net.bottleneck == "shared":
-        loss_seed, jitter_seed = seeds.spawn(2)  # after the flows' seeds: theirs stay as they were
-        shared = share(make_link(env, net.forward, np.random.default_rng(loss_seed),
-                                 np.random.default_rng(jitter_seed), sc.path, "network.forward"))
+    if shared_seeds is not None:
+        shared = share(bottleneck.link(make_link, *(np.random.default_rng(s) for s in shared_seeds)))
     params = call_params(sc, n_frames, headers)
     flows = []
     for i, fs in enumerate(flow_seeds):
         names = ["forward_loss", "forward_jitter", "reverse_loss", "reverse_jitter"]
         rngs = {k: np.random.default_rng(s) for k, s in zip(names, fs.spawn(len(names)))}
-        forward = shared if shared is not None else make_link(
-            env, net.forward, rngs["forward_loss"], rngs["forward_jitter"], sc.path, "network.forward")
+        forward = shared if shared is not None else bottleneck.link(
+            make_link, rngs["forward_loss"], rngs["forward_jitter"], i)
         reverse = make_link(env, net.reverse, rngs["reverse_loss"], rngs["reverse_jitter"], sc.path, "network.reverse")
         if i == 0:
             flow_system = system
@@ -130,7 +133,9 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
         flow = Flow(env, i, flow_system, params, forward, reverse, estimator(sc), recorder, source, tx_timer, rx_timer)
         if pcap is not None:  # every flow (its own UDP ports and SSRC)
             flow.sender.tap = pcap.packet
+        bottleneck.time_call(flow, i)
         flows.append(flow)
+    bottleneck.start_cross(shared)
     for f in flows:
         f.start()
         if audio_out is not None:
@@ -138,6 +143,7 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
     env.run()
     for f in flows:
         f.finish()
+    bottleneck.close(env.now)
     recorder.close()
     if pcap is not None:
         pcap.close()

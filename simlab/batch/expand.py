@@ -70,6 +70,8 @@ def run_seed(experiment_seed: int, coords: dict[str, Any], shared: list[str] | t
 NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_flow",
                                                 ("network", "forward", "link"): {"model": "fifo"},
                                                 ("network", "reverse", "link"): {"model": "fifo"},
+                                                ("network", "start_offsets"): None,
+                                                ("network", "send_jitter_s"): 0.0,
                                                 ("receiver", "jitter_buffer"): {"kind": "fixed"},
                                                 ("feedback", "outage_s"): None}
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from simlab.errors import UserError
-from simlab.metrics.base import MetricInput
+from simlab.metrics.base import METRIC_RATE, MetricInput
 from simlab.metrics.compute import compute_metrics, window_metrics
 from simlab.metrics.net_windows import network_windows, read_csv, window_grid
 from simlab.metrics.registry import check_names, specs, run_metric
@@ -23,8 +23,13 @@ from simlab.metrics.transcript import resolve_transcript
 WINDOWS_FILE = "windows.csv"
 
 
-def _read_audio(folder: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(reference, received, sample_rate) from the run folder, or None when it has no audio."""
+def _read_audio(folder: Path, sc=None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(reference, received, sample_rate) from the run folder, or None when it has no audio.
+
+    A system that codes below the metrics' 16 kHz (G.711, AMR, Codec2 at 8 kHz) writes a
+    reference.wav at its own rate, which has already lost the band the codec cannot carry: scored
+    against it, a narrowband codec would look as good as a wideband one. Its reference is then the
+    scenario's source file at 16 kHz (looped to the call's length, as the sender looped it)."""
     import soundfile as sf
 
     ref_p, rec_p = folder / "reference.wav", folder / "received.wav"
@@ -34,6 +39,14 @@ def _read_audio(folder: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
     rec, sr_rx = sf.read(str(rec_p), dtype="float32")
     if sr != sr_rx:
         raise UserError(f"{folder}: reference.wav is {sr} Hz but received.wav is {sr_rx} Hz")
+    source = sc.audio_path() if sc is not None and sr < METRIC_RATE else None
+    if source is not None:
+        from simlab.audio import read_audio, resample
+
+        src = read_audio(source, METRIC_RATE)
+        n = int(round(len(ref) * METRIC_RATE / sr))
+        ref = np.tile(src, -(-n // len(src)))[:n]
+        return ref, resample(rec, int(sr), METRIC_RATE).astype(np.float32), METRIC_RATE
     return ref, rec, int(sr)
 
 
@@ -80,7 +93,7 @@ def score_run(sc, folder: str | Path) -> dict[str, float | str]:
     names = check_names(list(sc.metrics))
     tabled = [n for n in names if specs()[n].scores_tables]  # scored from packets/frames.csv, audio or not
     names = [n for n in names if n not in tabled]
-    audio = _read_audio(folder)
+    audio = _read_audio(folder, sc)
     frames = _token_frames(folder) if "token_accuracy" in names else None
     out: dict[str, float | str] = {}
     scored = []

@@ -51,6 +51,7 @@ class Feedback:
         self._times: list[float] = [-math.inf]
         self._values: list[float] = [initial_p]
         self._now = -math.inf  # simulated time of the latest call (calls come in time order)
+        self.start_s = 0.0  # when the call starts: report k is made at start_s + k interval_s
         self.carried_bytes = 0
         self.sent = self.lost = 0
 
@@ -62,8 +63,8 @@ class Feedback:
     def catch_up(self, t: float) -> None:
         """Make every report due at or before ``t`` (they count arrivals strictly before)."""
         self._now = t
-        while self._k * self.interval_s <= t:
-            self._report(self._k * self.interval_s)
+        while self.start_s + self._k * self.interval_s <= t:
+            self._report(self.start_s + self._k * self.interval_s)
             self._k += 1
 
     def p_hat(self, t: float) -> float:

@@ -67,6 +67,7 @@ class Flow:
         self.sender.out = forward
         attach(forward, flow, self.receiver, self)
         self.duration_s = params.n_frames * frame_s
+        self.start_s = 0.0
 
     def packet(self, pkt) -> None:
         """The forward link's report of a packet's fate."""
@@ -74,10 +75,19 @@ class Flow:
             self.monitor.copies_gone(pkt)
         self.recorder.packet(pkt)
 
+    def set_timing(self, start_s: float, send_jitter_s: float = 0.0, jitter_rng=None) -> None:
+        """Start the call at ``start_s`` (its frames, packets, playout and reports all shifted)
+        and hand each packet to the link up to ``send_jitter_s`` late (uniform from
+        ``jitter_rng``, packet order kept): before `start`."""
+        self.start_s = start_s
+        for element in (self.sender, self.receiver, self.monitor, self.feedback):
+            element.start_s = start_s
+        self.sender.send_jitter_s, self.sender.jitter_rng = send_jitter_s, jitter_rng
+
     def start(self) -> None:
         self.sender.start()
 
     def finish(self) -> None:
         self.receiver.finish()
-        self.feedback.catch_up(self.duration_s)
+        self.feedback.catch_up(self.start_s + self.duration_s)
         self.monitor.flush_stats()

@@ -56,6 +56,7 @@ class Monitor:
         self.algorithmic_delay_s = algorithmic_delay_s
         self.recorder = recorder if recorder is not None else NullRecorder()
         self.info_columns = info_columns
+        self.start_s = 0.0  # when the call starts (frame n is captured at start_s + n T)
         self.frames: dict[int, FrameState] = {}
         self._early: dict[int, tuple] = {}
         self._next_row = 0
@@ -68,7 +69,7 @@ class Monitor:
 
     # -- sender side ---------------------------------------------------------------------------
     def encoded(self, n: int, enc: Encoded, layout: Layout, tx: dict, p_hat: float) -> FrameState:
-        st = FrameState(n, n * self.frame_s, enc, layout, tx, p_hat)
+        st = FrameState(n, self.start_s + n * self.frame_s, enc, layout, tx, p_hat)
         self.frames[n] = st
         early = self._early.pop(n, None)
         if early is not None:  # released before it was even sent (playout delay too short)

@@ -44,12 +44,13 @@ class Receiver:
         self.playout = playout if playout is not None else FixedPlayout(playout_delay_s)
         self._delay_s = self.playout.next_delay(0.0)  # D of the next frame to release
         self.device = Fifo()
+        self.start_s = 0.0  # when the call starts (frame n is captured at start_s + n T)
         self._next = 0  # next frame to release
         self._limit = -1  # frames beyond this are outside the current window
 
     def release_s(self, n: int) -> float:
         """When frame n (the next to release, or any under a fixed deadline) is released."""
-        return (n + self.lookahead_frames) * self.frame_s + self._delay_s
+        return self.start_s + (n + self.lookahead_frames) * self.frame_s + self._delay_s
 
     def put(self, pkt: Packet) -> None:
         t = self.env.now
@@ -58,7 +59,7 @@ class Receiver:
         self.release_until(t)
         if self.playout.adaptive and pkt.contents:
             first = min(c[0] for c in pkt.contents)
-            self.playout.observe(t, t - (first + self.lookahead_frames) * self.frame_s)
+            self.playout.observe(t, t - self.start_s - (first + self.lookahead_frames) * self.frame_s)
         self.monitor.copies_delivered(pkt, self._in_time)
 
     def _in_time(self, st) -> bool:

@@ -42,6 +42,11 @@ class Sender:
         self.device = Fifo()
         self.out: Any = None
         self.tap: Callable | None = None  # tap(packet, encoded frames) after each send (pcap)
+        self.start_s = 0.0  # when the call starts: frame n is captured over start_s + [n T, (n+1) T)
+        # each packet handed over up to send_jitter_s late (uniform, drawn from jitter_rng), in order
+        self.send_jitter_s = 0.0
+        self.jitter_rng = None
+        self._last_send_s = 0.0
         self._encoded: dict = {}  # for the tap only
         self._layouts: dict = {}
         self._side: dict = {}
@@ -53,14 +58,14 @@ class Sender:
     def _wake_for(self, g: int) -> None:
         G = self.packetizer.group_frames
         last = min((g + 1) * G, self.n_frames) - 1
-        call_at(self.env, (last + 1) * self.frame_s, self._group, g)
+        call_at(self.env, self.start_s + (last + 1) * self.frame_s, self._group, g)
 
     def _group(self, g: int) -> None:
         G = self.packetizer.group_frames
         frames = list(range(g * G, min((g + 1) * G, self.n_frames)))
         end = self.env.now
         for n in frames:
-            ready = (n + 1) * self.frame_s
+            ready = self.start_s + (n + 1) * self.frame_s
             p_hat = self.feedback.p_hat(ready) if self.feedback is not None else self.initial_p
             enc = self.system.transmit(n, self.audio(n), p_hat, self.timer)
             tx = self.timer.take()
@@ -83,7 +88,12 @@ class Sender:
             self._side.pop(n, None)
             self._encoded.pop(n, None)
         known = dict(self._encoded) if self.tap is not None else None
-        if end <= self.env.now:
+        if self.send_jitter_s > 0:
+            for pkt in pkts:
+                t = max(end + self.send_jitter_s * self.jitter_rng.random(), self._last_send_s)
+                self._last_send_s = t
+                call_at(self.env, t, self._send, [pkt], known)
+        elif end <= self.env.now:
             self._send(pkts, known)
         else:
             call_at(self.env, end, self._send, pkts, known)
