@@ -34,14 +34,18 @@ def loss_schedule(link_spec, rng: np.random.Generator, resolve: Callable, where:
 def link_params(link_spec, loss_rng: np.random.Generator, jitter_rng: np.random.Generator, resolve: Callable,
                 where: str) -> LinkParams:
     return LinkParams(link_spec.bandwidth_bps, link_spec.delay_s, loss_schedule(link_spec, loss_rng, resolve, where),
-                      link_spec.jitter_s, link_spec.queue_packets, jitter_rng)
+                      link_spec.jitter_s, link_spec.queue_packets, jitter_rng, link_spec.link_overhead_bytes,
+                      link_spec.mtu_bytes, resolve)
 
 
 def make_link(env, link_spec, loss_rng: np.random.Generator, jitter_rng: np.random.Generator, resolve: Callable,
               where: str):
     """The link element ``network.forward``/``network.reverse`` describes (its link model's factory)."""
     params = link_params(link_spec, loss_rng, jitter_rng, resolve, where)
-    return registry.get("links", link_spec.link.model).factory(link_spec.link, params, env)
+    try:
+        return registry.get("links", link_spec.link.model).factory(link_spec.link, params, env)
+    except ValueError as exc:  # a setting the model cannot take, a trace it cannot read
+        raise UserError(f"{where}.link: {exc}") from None
 
 
 def headers_of(sc) -> HeaderProfile:

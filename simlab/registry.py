@@ -86,7 +86,9 @@ class LinkEntry:
     ``out.put(pkt)`` delivers it, ``recorder.packet(pkt)`` reports every packet's fate once, and
     ``transmit(pkt, t) -> bool`` decides a fate without an event (the feedback path calls it).
     ``params`` (`simlab.sim.link.LinkParams`) holds the scenario's bandwidth, delay, jitter,
-    queue cap, loss model and a jitter generator."""
+    queue cap, loss model, a jitter generator, link overhead and MTU, and ``resolve(path)`` for
+    the files its spec names (``files(spec)``, paths as the scenario writes them). A
+    ``ValueError`` from the factory is the scenario's error (``network.forward.link: ...``)."""
 
     name: str
     spec: type

@@ -34,6 +34,9 @@ class Link(Strict):
     delay_s: Delay = 0.02
     jitter_s: Delay = 0.0
     queue_packets: Optional[Annotated[int, _ge(1)]] = None  # FIFO cap; None = unbounded
+    # the link layer's bytes per packet on the wire (Ethernet 38, PPP 8), counted in serialization
+    link_overhead_bytes: Annotated[int, _in(0, 65535)] = 0
+    mtu_bytes: Optional[Annotated[int, _in(68, 65535)]] = None  # a packet larger is refused (dropped)
     link: Any = None  # the link model (registry group links; default fifo)
     loss: Any = None  # the loss model (registry group channels; default uniform, p 0)
     schedule: list[Any] = []
@@ -190,13 +193,16 @@ class Scenario(Strict):
 
     def path(self, p: str) -> Path:
         """A path from the scenario, relative to the scenario file's folder; ``package:NAME`` is a
-        file shipped in simlab/data, ``shared:SUB`` one in ../shared/speech."""
+        file shipped in simlab/data, ``shared:SUB`` one in ../shared/speech, ``traces:SUB`` a link
+        trace in ../shared/traces."""
         from simlab.audio import SHARED_SPEECH, SHIPPED_CLIP
 
         if p.startswith("package:"):
             return SHIPPED_CLIP.parent / p[len("package:"):]
         if p.startswith("shared:"):
             return SHARED_SPEECH / p[len("shared:"):]
+        if p.startswith("traces:"):
+            return SHARED_SPEECH.parent / "traces" / p[len("traces:"):]
         try:
             q = Path(p).expanduser()
         except RuntimeError:  # ~name of a user this machine does not know: an ordinary name then

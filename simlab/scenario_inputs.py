@@ -21,6 +21,7 @@ def check_inputs(sc: Scenario) -> None:
     """`UserError` (one line, naming the key) for the first input the run could not use."""
     _check_system(sc)
     _check_losses(sc)
+    _check_links(sc)
     _check_audio(sc)
     _check_profile(sc)
     _check_metrics(sc)
@@ -68,6 +69,17 @@ def _check_losses(sc: Scenario) -> None:
 
     for where, link in (("network.forward", sc.network.forward), ("network.reverse", sc.network.reverse)):
         loss_schedule(link, np.random.default_rng(0), sc.path, where)
+
+
+def _check_links(sc: Scenario) -> None:
+    # Building the link models is the check (a trace file that is missing or malformed, settings
+    # the model cannot take), with the run's own messages; nothing is simulated.
+    import simpy
+
+    from simlab.build import make_link
+
+    for where, link in (("network.forward", sc.network.forward), ("network.reverse", sc.network.reverse)):
+        make_link(simpy.Environment(), link, np.random.default_rng(0), np.random.default_rng(0), sc.path, where)
 
 
 def _check_audio(sc: Scenario) -> None:

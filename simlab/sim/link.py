@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import simpy
@@ -18,7 +18,11 @@ from simlab.sim.clock import Fifo, call_at
 class LinkParams:
     """What a link is: ``loss`` has ``lost_at(t)`` (a `channels.LossModel` or `Schedule`);
     ``rng`` draws the jitter (needed when ``jitter_s`` > 0); ``queue_packets`` caps the FIFO
-    (packets waiting besides the one in service; None: unbounded)."""
+    (packets waiting besides the one in service; None: unbounded); ``overhead_bytes``, the
+    link layer's bytes per packet on the wire (Ethernet 38: preamble, MAC header, FCS, gap),
+    counted in serialization; a packet over ``mtu_bytes`` (IP bytes) is refused: dropped;
+    ``resolve(path)`` turns a file name as the scenario wrote it into a path (for link models
+    that read a trace)."""
 
     bandwidth_bps: float
     delay_s: float
@@ -26,6 +30,9 @@ class LinkParams:
     jitter_s: float = 0.0
     queue_packets: Optional[int] = None
     rng: Optional[np.random.Generator] = None
+    overhead_bytes: int = 0
+    mtu_bytes: Optional[int] = None
+    resolve: Optional[Callable[[str], Any]] = None
 
 
 class Link:
@@ -49,6 +56,8 @@ class Link:
         self.loss = p.loss
         self.rng = p.rng
         self.queue_packets = p.queue_packets
+        self.overhead_bytes = int(p.overhead_bytes)
+        self.mtu_bytes = p.mtu_bytes
         self.tx = Fifo()
         self._departures: deque[float] = deque()  # departure times of packets queued or in service
         self.out: Any = None
@@ -59,6 +68,9 @@ class Link:
         """Send ``pkt`` at ``t``: True with ``pkt.arrival_s`` set when it will arrive, False with
         ``pkt.dropped`` or ``pkt.lost`` set when it will not."""
         pkt.send_s = t
+        if self.refuses(pkt):
+            pkt.dropped = True
+            return False
         if self.queue_packets is not None:
             q = self._departures
             while q and q[0] <= t:
@@ -67,7 +79,7 @@ class Link:
             if len(q) > self.queue_packets:
                 pkt.dropped = True
                 return False
-        start, end = self.tx.serve(t, pkt.size_bytes * 8.0 / self.bandwidth_bps)
+        start, end = self.tx.serve(t, self.wire_bytes(pkt) * 8.0 / self.bandwidth_bps)
         if self.queue_packets is not None:
             self._departures.append(end)
         self.carried_bytes += pkt.size_bytes
@@ -79,6 +91,14 @@ class Link:
             delay = max(0.0, delay + self.jitter_s * (2.0 * self.rng.random() - 1.0))
         pkt.arrival_s = end + delay
         return True
+
+    def wire_bytes(self, pkt: Packet) -> int:
+        """The bytes ``pkt`` takes on the wire: its IP packet and the link layer's overhead."""
+        return pkt.size_bytes + self.overhead_bytes
+
+    def refuses(self, pkt: Packet) -> bool:
+        """Whether ``pkt`` is over the link's MTU (then dropped, never fragmented)."""
+        return self.mtu_bytes is not None and pkt.size_bytes > self.mtu_bytes
 
     def put(self, pkt: Packet) -> None:
         if self.transmit(pkt, self.env.now):
