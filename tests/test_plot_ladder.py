@@ -118,3 +118,10 @@ def test_two_x_columns_on_a_loss_sweep_split_lines_by_loss(tmp_path):
         plot_path([path], tmp_path, x="total_bps,nope_bps")
     with pytest.raises(UserError, match="--x"):
         plot_path([path], tmp_path, x=",")
+
+
+def test_a_dozen_systems_get_a_dozen_colours():
+    rows = [{**r, "label": f"{r['label']}{i}"} for r in _ladder_rows() for i in range(6)]
+    fig = bitrate_figure(pd.DataFrame(rows), ["payload_bps"], ["visqol"], ["label", LOSS])
+    pairs = {(ln.get_label().split(", ")[0], to_hex(ln.get_color()), ln.get_marker()) for ln in fig.axes[0].lines}
+    assert len(pairs) == 12 and len({c for _, c, _ in pairs}) == 12

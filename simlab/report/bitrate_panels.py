@@ -21,6 +21,8 @@ from simlab.report.curves import (LABELS, MIN_BAND_N, X_PREFERENCE, _n_text, _sh
 BITRATE_XS = ("total_bps", "payload_bps")
 #: Line styles of the loss conditions, in order of first appearance (sorted by value).
 STYLES = ("-", "--", ":", "-.")
+#: Colours after matplotlib's ten (Dark2 and black: none repeats C0-C9).
+EXTRA_COLOURS = ("#000000", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")
 #: An x column this many times wider than its smallest value is drawn on a log scale.
 LOG_DECADES = 10.0
 
@@ -100,9 +102,9 @@ def bitrate_figure(df: pd.DataFrame, xs: list[str], ys: list[str], by: list[str]
     series = list(dict.fromkeys(s for d in data.values() for s in d["series"]))
     conditions = list(dict.fromkeys(sorted({c for d in data.values() for c in d["condition"]},
                                            key=lambda c: (len(c), c))))
-    palette = [f"C{i}" for i in range(10)] + ["#8c564b", "#17becf", "#bcbd22", "#393b79", "#637939", "#843c39"]
+    palette = [f"C{i}" for i in range(10)] + list(EXTRA_COLOURS)
     colour = {s: palette[i % len(palette)] for i, s in enumerate(series)}
-    marker = {s: "osD^v<>ph*"[i // len(palette) % 10] for i, s in enumerate(series)}
+    marker = {s: "osD^v<>ph*X"[i % 11] for i, s in enumerate(series)}
     style = {c: STYLES[i % len(STYLES)] for i, c in enumerate(conditions)}
     fig = Figure(figsize=(4.6 * len(xs) + 2.6, 3.3 * len(ys)), layout="constrained")
     axes = fig.subplots(len(ys), len(xs), squeeze=False, sharey="row")
