@@ -194,3 +194,18 @@ def test_red_needs_thresholds_in_order_and_codel_drops_are_recorded_once():
     with pytest.raises(ValueError):
         QueuedLink(env, LinkParams(1e6, 0.01, NO_LOSS, queue_packets=3), DropTail(3))
     assert Sink  # (imported for the other tests' wiring)
+
+
+def test_the_queued_link_pays_the_link_overhead_and_refuses_packets_over_the_mtu():
+    def offered(**kw):
+        env = simpy.Environment()
+        link = share(QueuedLink(env, LinkParams(1e6, 0.0, NO_LOSS, **kw), DropTail()))
+        log = Log()
+        attach(link, 0, log, log)
+        for i, size in enumerate((1000, 1600, 1000)):
+            call_at(env, 0.0, link.put, CrossPacket(0, i, "cbr", size))
+        env.run()
+        return {p.seq: (p.dropped, p.arrival_s) for p in log.fates}
+    plain, framed = offered(), offered(overhead_bytes=38, mtu_bytes=1500)
+    assert plain == {0: (False, 0.008), 1: (False, 0.008 + 0.0128), 2: (False, 0.008 + 0.0128 + 0.008)}
+    assert framed[1][0] and framed[2] == (False, pytest.approx(2 * 1038 * 8 / 1e6))

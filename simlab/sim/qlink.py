@@ -1,7 +1,8 @@
 """A link with a real queue: packets wait in a queue discipline (`simlab.sim.queues`: drop-tail,
 RED, CoDel, FQ-CoDel) and leave it one at a time at the link's bandwidth, each when the one
 before has been sent, so a discipline that drops at dequeue (CoDel) decides then, as a router
-does. Then propagation delay, jitter and erasures as `simlab.sim.link.Link` has them."""
+does. Then propagation delay, jitter and erasures as `simlab.sim.link.Link` has them (with its
+link-layer overhead on the wire and its MTU; queue limits count IP bytes)."""
 from __future__ import annotations
 
 from typing import Any
@@ -47,6 +48,9 @@ class QueuedLink(Link):
         pkt.send_s = t
         if self.stats is not None:
             self.stats.sent(pkt, t)
+        if self.refuses(pkt):  # over the MTU: dropped, never queued
+            self._drop(Entry(pkt, t, pkt.size_bytes, False, self.delay_s), t)
+            return
         entry = Entry(pkt, t, pkt.size_bytes, False, self.delay_s)
         dropped = self.discipline.enqueue(entry, t)
         for e in dropped:
@@ -89,7 +93,7 @@ class QueuedLink(Link):
         if e is None:
             return
         pkt = e.pkt
-        end = t + e.size * 8.0 / self.bandwidth_bps
+        end = t + self.wire_bytes(pkt) * 8.0 / self.bandwidth_bps  # with the link layer's overhead
         self.discipline.serving(t, end)
         self._busy, self._busy_until = True, end
         self.carried_bytes += e.size
