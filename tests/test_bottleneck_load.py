@@ -140,3 +140,32 @@ def test_malformed_bottlenecks_are_refused_in_one_line(override, message):
     with pytest.raises(UserError) as err:
         scenario(overrides=["network.forward.queue_packets=5", override])
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_queued_drop_tail_bottleneck_gives_the_plain_shared_links_records(tmp_path):
+    base = ["flows=20", "duration_s=30", "network.forward.loss={model: gilbert_elliott, loss: 0.1, burst: 3}",
+            "network.forward.bandwidth_bps=100000", "network.forward.jitter_s=0.01",
+            "network.start_offsets={model: uniform, max_s: 0.05}", "network.send_jitter_s=0.003"]
+    a, sa = run(tmp_path, overrides=base + ["network.forward.queue_packets=5", "network.bottleneck=shared"], name="a")
+    b, _ = run(tmp_path, overrides=base + ["network.forward.queue_packets=5",
+                                           "network.bottleneck={mode: shared, record_s: 0.5}"], name="b")
+    c, _ = run(tmp_path, overrides=base + ["network.bottleneck={queue: {discipline: droptail, limit_packets: 5}}"],
+               name="c")
+    assert sa["packets_dropped"] > 500 and sa["packets_lost"] > 100
+    for f in ("packets.csv", "frames.csv", "summary.csv"):
+        assert filecmp.cmp(a / f, b / f, shallow=False) and filecmp.cmp(a / f, c / f, shallow=False), f
+    assert not (a / "bottleneck.csv").exists() and (b / "bottleneck.csv").exists()
+
+
+def test_per_flow_queues_and_cross_traffic_that_stops(tmp_path):
+    out, s = run(tmp_path, overrides=["flows=2", "duration_s=20", "network.forward.loss.p=0",
+                                      "network.forward.bandwidth_bps=5000",
+                                      "network.bottleneck={mode: per_flow, queue: {discipline: codel}}"], name="own")
+    b = pd.read_csv(out / "bottleneck.csv")
+    assert set(b.kind) == {"call"} and s["packets_dropped"] == 0  # each call alone fits its own link
+    out, _ = run(tmp_path, overrides=["duration_s=20", "network.forward.loss.p=0",
+                                      "network.bottleneck={cross_traffic: [{kind: cbr, rate_bps: 120000, start_s: 5, "
+                                      "stop_s: 10}]}"], name="cbr")
+    b = pd.read_csv(out / "bottleneck.csv")
+    cbr = b[b.kind == "cbr"].set_index("t_s").sent_packets
+    assert cbr.loc[5:9].tolist() == [10] * 5 and cbr.drop(index=range(5, 10)).sum() == 0
