@@ -31,3 +31,25 @@ def run(tmp_path, base="eq24", overrides=None, name="out"):
 def tables(out: Path):
     return (pd.read_csv(out / "packets.csv"), pd.read_csv(out / "frames.csv"),
             pd.read_csv(out / "summary.csv").iloc[0])
+
+
+def encode_all(system, x):
+    """A frame-based system's `Encoded` frames for the whole of ``x`` (no simulation, no time)."""
+    from simlab.actors.base import Timer
+
+    n, timer = system.frame_samples, Timer(profile=None)
+    return [system.transmit(i, x[i * n:(i + 1) * n], 0.0, timer) for i in range(len(x) // n)]
+
+
+def decode_all(system, encoded, lost=frozenset()):
+    """(audio, Decoded list) of one-unit frames, those in ``lost`` not arrived."""
+    import numpy as np
+
+    from simlab.actors.base import DictWindow, Received, Timer
+
+    w = DictWindow({e.frame: Received(e.frame, np.array([True]), np.array([e.frame not in lost]), e.payload)
+                    for e in encoded})
+    timer = Timer(profile=None)
+    out = [system.receive(e.frame, w, timer) for e in encoded]
+    assert all(d.audio.shape == (system.frame_samples,) and d.audio.dtype == np.float32 for d in out)
+    return np.concatenate([d.audio for d in out]), out

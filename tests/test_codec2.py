@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import run, tables
+from helpers import decode_all, encode_all, run, tables
 from simlab.actors.base import DictWindow, Received, Timer
 from simlab.audio import SHIPPED_CLIP, read_audio, shared_speech
 from simlab.entries.codec2 import MODES as SPEC_MODES
@@ -29,20 +29,6 @@ def speech_8k(seconds: float = 8.0, which: int = 0) -> np.ndarray:
     x = read_audio(SHIPPED_CLIP, 8000)
     start = int(which * 3 * 8000) % max(1, len(x) - int(seconds * 8000))
     return x[start: start + int(seconds * 8000)]
-
-
-def encode_all(system: Codec2System, x: np.ndarray) -> list:
-    n, timer = system.frame_samples, Timer(profile=None)
-    return [system.transmit(i, x[i * n:(i + 1) * n], 0.0, timer) for i in range(len(x) // n)]
-
-
-def decode_all(system: Codec2System, encoded: list, lost=frozenset()) -> tuple[np.ndarray, list]:
-    w = DictWindow({e.frame: Received(e.frame, np.array([True]), np.array([e.frame not in lost]), e.payload)
-                    for e in encoded})
-    timer = Timer(profile=None)
-    out = [system.receive(e.frame, w, timer) for e in encoded]
-    assert all(d.audio.shape == (system.frame_samples,) and d.audio.dtype == np.float32 for d in out)
-    return np.concatenate([d.audio for d in out]), out
 
 
 def test_spec_modes_are_the_bound_modes():

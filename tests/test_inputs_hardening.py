@@ -185,7 +185,7 @@ def test_a_trace_played_once_must_say_what_follows_it(tmp_path, capsys):
     (tmp_path / "s.yaml").write_text(base % "loop: false")
     code, _, err = cli(capsys, "check", str(tmp_path / "s.yaml"))
     assert code == 2 and err.strip().endswith("network.forward.loss: loop: false needs after_end: lossless or lossy "
-                                              "(what the packets after the trace's end meet)")
+                                              "(what the packets after its end meet)")
     (tmp_path / "s.yaml").write_text(base % "after_end: lossy")
     code, _, err = cli(capsys, "check", str(tmp_path / "s.yaml"))
     assert code == 2 and "after_end: only with loop: false" in err

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import run, tables
+from helpers import decode_all, encode_all, run, tables
 from simlab.actors.base import DictWindow, Received, Timer
 from simlab.audio import SHIPPED_CLIP, read_audio
 from simlab.errors import UserError
@@ -15,20 +15,6 @@ from simlab.errors import UserError
 lc3 = pytest.importorskip("lc3", reason="the lc3 system needs lc3py (pip install lc3py)")
 
 from simlab.actors.lc3 import Lc3System, bitrate_range, frame_bytes  # noqa: E402
-
-
-def encode_all(system: Lc3System, x: np.ndarray) -> list:
-    n, timer = system.frame_samples, Timer(profile=None)
-    return [system.transmit(i, x[i * n:(i + 1) * n], 0.0, timer) for i in range(len(x) // n)]
-
-
-def decode_all(system: Lc3System, encoded: list, lost=frozenset()) -> tuple[np.ndarray, list]:
-    w = DictWindow({e.frame: Received(e.frame, np.array([True]), np.array([e.frame not in lost]), e.payload)
-                    for e in encoded})
-    timer = Timer(profile=None)
-    out = [system.receive(e.frame, w, timer) for e in encoded]
-    assert all(d.audio.shape == (system.frame_samples,) and d.audio.dtype == np.float32 for d in out)
-    return np.concatenate([d.audio for d in out]), out
 
 
 def snr_db(ref: np.ndarray, test: np.ndarray) -> float:

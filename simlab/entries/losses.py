@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import model_serializer, model_validator
 
 from simlab.registry import ChannelEntry
-from simlab.spec import Instant, Prob, Strict, at_least, in_range
+from simlab.spec import Replayed, Instant, Prob, Strict, at_least, in_range
 
 
 class UniformLoss(Strict):
@@ -62,7 +62,7 @@ class GilbertElliottLoss(Strict):
         return data
 
 
-class TraceLoss(Strict):
+class TraceLoss(Replayed):
     """A recorded 0/1 per packet (1 = lost), replayed in order. ``loop: true`` (the default) starts
     over at its end. ``loop: false`` plays it once and needs ``after_end``, what the packets after
     its end meet: ``lossless`` (none lost) or ``lossy`` (all lost, a link that went down). A trace
@@ -70,26 +70,7 @@ class TraceLoss(Strict):
 
     model: Literal["trace"]
     file: str
-    loop: bool = True
     after_end: Optional[Literal["lossless", "lossy"]] = None
-
-    @model_validator(mode="after")
-    def _end_said(self):
-        if not self.loop and self.after_end is None:
-            raise ValueError("loop: false needs after_end: lossless or lossy (what the packets after the "
-                             "trace's end meet)")
-        if self.loop and self.after_end is not None:
-            raise ValueError("after_end: only with loop: false (a looped trace has no end)")
-        return self
-
-    @model_serializer(mode="wrap")
-    def _without_unset_end(self, handler):
-        # after_end exists only with loop: false; leaving it out otherwise keeps the resolved
-        # scenario (and so batch run keys) of a looped trace as they were before the key existed.
-        data = handler(self)
-        if self.after_end is None:
-            data.pop("after_end", None)
-        return data
 
 
 def _uniform(spec: UniformLoss, rng, resolve):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import model_serializer, model_validator
+from pydantic import model_validator
 
 from simlab.registry import LinkEntry
-from simlab.spec import MAX_DURATION_S, Prob, Strict, at_least, in_range
+from simlab.spec import Replayed, MAX_DURATION_S, Prob, Strict, at_least, in_range
 
 
 class MahimahiLinkSpec(Strict):
@@ -80,7 +80,7 @@ def _netem(spec: NetemLinkSpec, params, env):
                      spec.limit)
 
 
-class FateTraceLinkSpec(Strict):
+class FateTraceLinkSpec(Replayed):
     """A recorded fate per packet (CSV ``seq,delay_s``; ``lost`` or empty: lost), replayed in
     order: the n-th packet on the link meets the n-th row. ``loop: true`` starts over at the
     end; ``loop: false`` needs ``after_end``: ``lost`` (every later packet lost) or
@@ -88,24 +88,7 @@ class FateTraceLinkSpec(Strict):
 
     model: Literal["fate_trace"]
     file: str
-    loop: bool = True
     after_end: Optional[Literal["lost", "last_delay"]] = None
-
-    @model_validator(mode="after")
-    def _end_said(self):
-        if not self.loop and self.after_end is None:
-            raise ValueError("loop: false needs after_end: lost or last_delay (what the packets after the "
-                             "record's end meet)")
-        if self.loop and self.after_end is not None:
-            raise ValueError("after_end: only with loop: false (a looped record has no end)")
-        return self
-
-    @model_serializer(mode="wrap")
-    def _without_unset_end(self, handler):
-        data = handler(self)
-        if self.after_end is None:
-            data.pop("after_end", None)
-        return data
 
 
 def _fate_trace(spec: FateTraceLinkSpec, params, env):

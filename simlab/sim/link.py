@@ -83,13 +83,19 @@ class Link:
         if self.queue_packets is not None:
             self._departures.append(end)
         self.carried_bytes += pkt.size_bytes
+        return self.erase_or_delay(pkt, t, end)
+
+    def erase_or_delay(self, pkt: Packet, t: float, departure_s: float) -> bool:
+        """The channel's part of a fate, once the packet has left the queue at ``departure_s``:
+        erased by the loss model (decided at its send time ``t``), or delivered after the
+        propagation delay and jitter."""
         if self.loss.lost_at(t):
             pkt.lost = True
             return False
         delay = self.delay_s
         if self.jitter_s:
             delay = max(0.0, delay + self.jitter_s * (2.0 * self.rng.random() - 1.0))
-        pkt.arrival_s = end + delay
+        pkt.arrival_s = departure_s + delay
         return True
 
     def wire_bytes(self, pkt: Packet) -> int:

@@ -181,11 +181,4 @@ class MahimahiLink(Link):
             self._waiting.append((start_ms / 1000.0, size))
             self._waiting_bytes += size
         self.carried_bytes += size
-        if self.loss.lost_at(t):
-            pkt.lost = True
-            return False
-        delay = self.delay_s
-        if self.jitter_s:
-            delay = max(0.0, delay + self.jitter_s * (2.0 * self.rng.random() - 1.0))
-        pkt.arrival_s = max(t, end_ms / 1000.0) + delay
-        return True
+        return self.erase_or_delay(pkt, t, max(t, end_ms / 1000.0))
