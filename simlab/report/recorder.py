@@ -1,6 +1,11 @@
 """The run's `Recorder` (simlab.records): packets.csv and frames.csv streamed to disk (or kept
 in memory for the Python API), the forward media counts the summary needs, and flow 0's
-playout into received.wav."""
+playout into received.wav.
+
+A packet's fate is known at different times (an erasure when it is sent, a delivery when it
+arrives, a report when the receiver makes it), so packets.csv would come out of send order;
+`SendOrder` puts each flow's rows back in send order before they are written.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,6 +35,65 @@ class MemoryStream:
         return frame_of(self.rows, self.columns, self.record)
 
 
+class _Stream:
+    """One numbered stream of a flow's packets (its forward packets, media and redundant, share one
+    numbering; its reports have another), each numbered from 0 in send order."""
+
+    __slots__ = ("next_seq", "waiting", "ready")
+
+    def __init__(self) -> None:
+        self.next_seq = 0
+        self.waiting: dict[int, PacketRecord] = {}  # fate known, an earlier packet's not yet
+        self.ready: list[PacketRecord] = []  # in send order, waiting for the other stream
+
+
+class SendOrder:
+    """Hands ``emit`` each flow's packet records in send order, ``(send_s, seq)``: forward packets
+    before a report sent at the same instant. A record waits until every earlier-sent packet of its
+    flow has its fate: a forward packet until the ones numbered before it (those in flight) are
+    known and until the flow's reports have got past its send time; a report likewise. Memory:
+    the packets in flight plus one report interval. ``close`` writes what is left, sorted."""
+
+    def __init__(self, emit):
+        self.emit = emit
+        self._flows: dict[int, tuple[_Stream, _Stream]] = {}
+
+    def add(self, rec: PacketRecord) -> None:
+        streams = self._flows.get(rec.flow)
+        if streams is None:
+            streams = self._flows[rec.flow] = (_Stream(), _Stream())
+        st = streams[rec.kind == "feedback"]
+        if rec.seq != st.next_seq:
+            st.waiting[rec.seq] = rec
+            return
+        st.ready.append(rec)
+        st.next_seq += 1
+        while st.next_seq in st.waiting:
+            st.ready.append(st.waiting.pop(st.next_seq))
+            st.next_seq += 1
+        self._merge(*streams)
+
+    def _merge(self, fwd: _Stream, rev: _Stream) -> None:
+        a, b = fwd.ready, rev.ready
+        i = j = 0
+        while i < len(a) and j < len(b):
+            if a[i].send_s <= b[j].send_s:
+                self.emit(a[i])
+                i += 1
+            else:
+                self.emit(b[j])
+                j += 1
+        del a[:i], b[:j]
+
+    def close(self) -> None:
+        for flow in sorted(self._flows):
+            rows = [(r.send_s, k, r.seq, r) for k, st in enumerate(self._flows[flow])
+                    for r in (*st.ready, *st.waiting.values())]
+            for *_, r in sorted(rows, key=lambda t: t[:3]):
+                self.emit(r)
+        self._flows.clear()
+
+
 class RunRecorder:
     """``out``: the folder the CSVs go to; None with ``keep``: rows kept in memory; None
     without: counted only. ``audio``: an `AudioPair` that gets flow 0's playout."""
@@ -37,6 +101,7 @@ class RunRecorder:
     def __init__(self, out: Path | None, keep: bool = False, audio=None):
         self.out, self.keep, self.audio = out, keep, audio
         self.packets = self._stream("packets.csv", PACKET_COLUMNS, PacketRecord)
+        self._order = SendOrder(self.packets.add)
         self.frames = None  # opened at the first frame, when the system's own columns are known
         # Forward media packets: sent, lost, dropped, late, header bytes and payload bytes carried.
         self.media = [0, 0, 0, 0, 0, 0]
@@ -56,7 +121,7 @@ class RunRecorder:
             if not pkt.dropped:
                 s[4] += pkt.header_bytes
                 s[5] += pkt.payload_bytes
-        self.packets.add(PacketRecord.of(pkt))
+        self._order.add(PacketRecord.of(pkt))
 
     def frame(self, record: FrameRecord, info: Sequence, info_columns: Sequence[str]) -> None:
         if self.frames is None:  # every flow runs the same system: the same columns
@@ -68,6 +133,7 @@ class RunRecorder:
             self.audio.play(frame, audio)
 
     def close(self) -> None:
+        self._order.close()
         self.packets.close()
         if self.frames is None:
             self.frames = self._stream("frames.csv", FRAME_COLUMNS, FrameRecord)
