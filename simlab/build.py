@@ -11,7 +11,7 @@ from channels.schedule import Schedule
 from simlab import registry
 from simlab.actors.base import BuildContext
 from simlab.errors import UserError
-from simlab.packets import RTCP_BYTES, HeaderProfile, header_profile
+from simlab.packets import HeaderProfile, header_profile
 from simlab.sim.flow import CallParams
 from simlab.sim.link import LinkParams
 
@@ -55,12 +55,14 @@ def headers_of(sc) -> HeaderProfile:
 
 def call_params(sc, n_frames: int, headers: HeaderProfile) -> CallParams:
     fb, pz = sc.feedback, sc.packetization
-    overhead = RTCP_BYTES + headers.ip_udp_bytes() if fb.accounting == "rtcp" else 0
+    # rtcp: a compound RR + SDES/CNAME (RFC 3550); rtcp_reduced: the RR alone (RFC 5506); both in UDP/IP
+    rtcp = {"rtcp": "compound", "rtcp_reduced": "reduced"}.get(fb.accounting)
+    overhead = headers.ip_udp_bytes() if rtcp else 0
     jb = sc.receiver.jitter_buffer
     adaptive = jb.model_dump(exclude={"kind"}) if jb.kind == "adaptive" else None
     return CallParams(n_frames, pz.frames_per_packet, pz.interleave, pz.redundancy, headers,
                       sc.receiver.playout_delay_s, fb.interval_s, fb.report_bytes, overhead, fb.initial_p, adaptive,
-                      fb.outage_s)
+                      fb.outage_s, rtcp)
 
 
 def estimator(sc) -> Any:

@@ -11,9 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 
 RTP_BYTES, UDP_BYTES, IPV4_BYTES, IPV6_BYTES = 12, 8, 20, 40
-#: RTCP receiver-report framing around a feedback report, before UDP/IP: RTCP header (4) +
-#: SSRC (4), the report body being an APP-style payload of ``report_bytes``.
-RTCP_BYTES = 8
 
 
 @dataclass(frozen=True)

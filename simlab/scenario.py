@@ -79,7 +79,9 @@ class Feedback(Strict):
     interval_s: Annotated[float, _in(MIN_INTERVAL_S, MAX_DELAY_S)] = 0.1
     report_bytes: Annotated[int, _in(1, 1500)] = 1
     estimator: Any = None  # a loss estimator of the registry (default ewma)
-    accounting: Literal["payload", "rtcp"] = "payload"
+    # payload: the report's bytes alone (eq. 24); rtcp: an RTCP compound RR + SDES/CNAME in UDP/IP
+    # (RFC 3550); rtcp_reduced: the RR alone (RFC 5506). Sizes in simlab.rtcp.
+    accounting: Literal["payload", "rtcp", "rtcp_reduced"] = "payload"
     initial_p: Prob = 0.0  # what the sender assumes before the first report arrives
     # Count a silence of this long (no packet arrived) as loss, report by report, so p-hat rises
     # during an outage; None: only sequence gaps count (RTCP's way), seen when packets return.
@@ -128,7 +130,8 @@ class Compute(Strict):
 
 
 class Outputs(Strict):
-    pcap: bool = False
+    # true or both: forward.pcap (sender side) and receiver.pcap (receiver side); sender, receiver: one
+    pcap: Union[bool, Literal["sender", "receiver", "both"]] = False
     audio: bool = True  # received.wav / reference.wav when the system makes audio
 
 

@@ -103,10 +103,13 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
         audio_out = AudioPair(out, system.sample_rate, system.frame_samples, getattr(system, "algorithmic_delay_samples", 0))
     recorder = RunRecorder(out, keep, audio_out)
     pcap = None
-    if out and sc.outputs.pcap:
-        from simlab.report.pcap import PcapTap
+    if out and sc.outputs.pcap:  # true, both: forward.pcap (the sender's side) and receiver.pcap
+        from simlab.report.pcap import Capture
 
-        pcap = PcapTap(out / "forward.pcap", system, ipv6=sc.network.headers == "ipv6")
+        sides = sc.outputs.pcap
+        pcap = Capture(env, system, ipv6=sc.network.headers == "ipv6",
+                       sender=out / "forward.pcap" if sides in (True, "both", "sender") else None,
+                       receiver=out / "receiver.pcap" if sides in (True, "both", "receiver") else None)
 
     net = sc.network
     bottleneck = BottleneckBuild(sc, env, out, n_frames * frame_s)
@@ -132,7 +135,10 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
                                                                int(child.generate_state(1)[0]), sc.compute.threads))
         flow = Flow(env, i, flow_system, params, forward, reverse, estimator(sc), recorder, source, tx_timer, rx_timer)
         if pcap is not None:  # every flow (its own UDP ports and SSRC)
-            flow.sender.tap = pcap.packet
+            flow.sender.tap, flow.tap = pcap.sent, pcap.fate
+            if sc.feedback.accounting != "payload":  # the reports are RTCP packets
+                flow.feedback.tap = pcap.report
+            pcap.watch(flow)
         bottleneck.time_call(flow, i)
         flows.append(flow)
     bottleneck.start_cross(shared)
@@ -182,8 +188,8 @@ def summarize(sc, flows, media, duration_s, headers, system) -> dict:
     frame_s = duration_s / max(1, flows[0].monitor.totals_dict["frames"])
     pkts_per_s = 1.0 / (sc.packetization.frames_per_packet * frame_s)
     ctrl_pred = sc.feedback.report_bytes * 8 / sc.feedback.interval_s
-    if sc.feedback.accounting == "rtcp":
-        ctrl_pred += flows[0].feedback.overhead_bytes * 8 / sc.feedback.interval_s
+    if sc.feedback.accounting != "payload":  # an RTCP packet in UDP/IP (simlab.rtcp)
+        ctrl_pred = flows[0].feedback.size_bytes * 8 / sc.feedback.interval_s
     tot = {k: sum(f.monitor.totals_dict[k] for f in flows) for k in flows[0].monitor.totals_dict}
     from simlab.report.quantiles import StreamStats
     from simlab.sim.monitor import COMPONENTS

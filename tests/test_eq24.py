@@ -35,11 +35,17 @@ def test_rohc_refresh(tmp_path):
     assert s["header_bps"] == pytest.approx(per_packet * 8 * 6.25, rel=0.005)
 
 
-def test_rtcp_accounting(tmp_path):
-    _, s = run(tmp_path, overrides=["feedback.accounting=rtcp", "duration_s=20"])
-    # 1-byte report + RTCP header/SSRC (8) + UDP/IPv4 (28) = 37 B every 100 ms.
-    assert s["ctrl_bps"] == pytest.approx(37 * 8 * 10, rel=0.005)
+@pytest.mark.parametrize("accounting,rtcp_bytes", [("rtcp", 32 + 28), ("rtcp_reduced", 32)])
+def test_rtcp_accounting(tmp_path, accounting, rtcp_bytes):
+    out, s = run(tmp_path, overrides=[f"feedback.accounting={accounting}", "duration_s=20"])
+    # A receiver report (RR 32 B; + SDES/CNAME 28 B in a compound, RFC 3550; alone, RFC 5506) in
+    # UDP/IPv4 (28 B) every 100 ms: 88 B -> 7040 bit/s, 60 B -> 4800 bit/s (1 B of payload: 80 bit/s).
+    assert s["ctrl_bps"] == pytest.approx((rtcp_bytes + 28) * 8 * 10)
     assert s["eq24_total_bps"] == pytest.approx(s["total_bps"], rel=0.005)
+    pk, _, _ = tables(out)
+    reports = pk[pk.kind == "feedback"]
+    assert (reports.header_bytes == 28).all() and (reports.payload_bytes == rtcp_bytes).all()
+    assert (reports.payload_bits == 8 * rtcp_bytes).all()
 
 
 def test_redundancy_costs(tmp_path):

@@ -15,6 +15,7 @@ from typing import Any
 
 from simlab.packets import Packet
 from simlab.records import NullRecorder
+from simlab.rtcp import ReceptionReport, rtcp_bytes
 from simlab.sim.estimators import RtcpCounter
 
 
@@ -25,13 +26,19 @@ class Feedback:
     ``link`` is the reverse path (a `Link`; its ``transmit`` decides each report's fate);
     ``estimator`` has ``update(t, expected, received) -> p_hat`` (`simlab.sim.estimators`).
     Report packets (kind ``feedback``, ``overhead_bytes`` of headers around ``report_bytes``)
-    go to ``recorder.packet`` as soon as their fate is known.
+    go to ``recorder.packet`` as soon as their fate is known. With ``rtcp`` (``"compound"`` or
+    ``"reduced"``) a report is an RTCP receiver report (`simlab.rtcp`): its payload is the RTCP
+    bytes, p-hat its 8-bit fraction lost (16 bits in an APP packet when ``report_bytes`` > 1), and
+    ``tap(packet, ReceptionReport)`` (a capture) gets each one as it is sent.
     """
 
     def __init__(self, interval_s: float, report_bytes: int, estimator, link, flow: int = 0,
                  overhead_bytes: int = 0, initial_p: float = 0.0, recorder: Any = None,
-                 outage_s: float | None = None, packet_interval_s: float | None = None):
+                 outage_s: float | None = None, packet_interval_s: float | None = None, rtcp: str | None = None):
         self.interval_s, self.report_bytes, self.overhead_bytes = interval_s, report_bytes, overhead_bytes
+        self.rtcp = rtcp
+        self.payload_bytes = rtcp_bytes(report_bytes, rtcp == "reduced") if rtcp else report_bytes
+        self.tap = None  # tap(report packet, ReceptionReport) under rtcp (a pcap capture)
         self.estimator, self.link, self.flow = estimator, link, flow
         self.recorder = recorder if recorder is not None else NullRecorder()
         self.counter = RtcpCounter()
@@ -42,9 +49,10 @@ class Feedback:
         self.outage_s, self.packet_interval_s = outage_s, packet_interval_s
         self._last_arrival = 0.0
         self._assumed = 0
-        self.size_bytes = overhead_bytes + report_bytes
-        # A report of n bytes quantises p-hat to 2^(8n) - 1 steps (at most 16 bits), as a real one would.
-        self._levels = (1 << (8 * min(report_bytes, 2))) - 1
+        self.size_bytes = overhead_bytes + self.payload_bytes
+        # A report of n bytes quantises p-hat to 2^(8n) - 1 steps (at most 16 bits), as a real one would;
+        # an RTCP report of 1 byte is the RR's fraction lost, n/256.
+        self._levels = 256 if rtcp and report_bytes == 1 else (1 << (8 * min(report_bytes, 2))) - 1
         self._k = 1  # next report index (report k at k * interval_s)
         self._seq = 0
         # What reached the sender: arrival times (increasing) and values.
@@ -67,6 +75,11 @@ class Feedback:
             self._report(self.start_s + self._k * self.interval_s)
             self._k += 1
 
+    @property
+    def next_report_s(self) -> float:
+        """When the next report not yet made is due: none made later is sent before this."""
+        return self.start_s + self._k * self.interval_s
+
     def p_hat(self, t: float) -> float:
         self.catch_up(t)
         # The latest report that arrived by t; report arrivals can be out of order under jitter.
@@ -78,8 +91,11 @@ class Feedback:
         if self.outage_s is not None:
             expected, received = self._outage(tau, expected, received)
         value = self.estimator.update(tau, expected, received)
-        value = round(value * self._levels) / self._levels
-        pkt = Packet(self.flow, self._seq, "feedback", self.overhead_bytes, 8 * self.report_bytes, [])
+        level = round(value * self._levels)
+        if self._levels == 256:
+            level = min(level, 255)  # the fraction lost's largest value
+        value = level / self._levels
+        pkt = Packet(self.flow, self._seq, "feedback", self.overhead_bytes, 8 * self.payload_bytes, [])
         self._seq += 1
         self.carried_bytes += self.size_bytes
         self.sent += 1
@@ -97,7 +113,17 @@ class Feedback:
             self._values.append(value)
             if len(times) > 1024:
                 self._trim()
+        if self.tap is not None:
+            self.tap(pkt, self._reception_report(value, level))
         self.recorder.packet(pkt)
+
+    def _reception_report(self, value: float, level: int) -> ReceptionReport:
+        c = self.counter
+        fraction = level if self._levels == 256 else min(255, round(value * 256))
+        app = None
+        if self.report_bytes > 1:
+            app = level.to_bytes(2, "big") + bytes(self.report_bytes - 2)
+        return ReceptionReport(fraction, c.max_seq + 1 - c.received, c.max_seq, app, self.rtcp == "reduced")
 
     def _outage(self, tau: float, expected: int, received: int) -> tuple[int, int]:
         if self._assumed:  # the gap that just ended was counted during the silence

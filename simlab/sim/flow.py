@@ -31,10 +31,11 @@ class CallParams:
     playout_delay_s: float = 0.4
     interval_s: float = 0.1
     report_bytes: int = 1
-    report_overhead_bytes: int = 0  # headers around each report (RTCP/UDP/IP under rtcp accounting)
+    report_overhead_bytes: int = 0  # headers around each report (UDP/IP under rtcp accounting)
     initial_p: float = 0.0
     adaptive_playout: Optional[dict] = None  # `AdaptivePlayout`'s settings; None: a fixed deadline
     outage_s: Optional[float] = None  # a silence this long counts as loss in the reports
+    report_rtcp: Optional[str] = None  # None: the report's bytes alone; compound | reduced: an RTCP RR (simlab.rtcp)
 
 
 class Flow:
@@ -52,7 +53,7 @@ class Flow:
         self.forward, self.reverse = forward, reverse
         self.feedback = Feedback(params.interval_s, params.report_bytes, estimator, reverse, flow,
                                  params.report_overhead_bytes, params.initial_p, self.recorder, params.outage_s,
-                                 params.frames_per_packet * frame_s)
+                                 params.frames_per_packet * frame_s, params.report_rtcp)
         self.packetizer = Packetizer(flow, params.frames_per_packet, params.interleave, params.redundancy,
                                      params.headers, second_copies=getattr(system, "sends_second_copies", True))
         self.sender = Sender(env, system, self.packetizer, params.n_frames, audio, tx_timer, self.monitor,
@@ -68,11 +69,14 @@ class Flow:
         attach(forward, flow, self.receiver, self)
         self.duration_s = params.n_frames * frame_s
         self.start_s = 0.0
+        self.tap: Callable | None = None  # tap(packet) at each forward packet's fate (a pcap capture)
 
     def packet(self, pkt) -> None:
         """The forward link's report of a packet's fate."""
         if pkt.lost or pkt.dropped:
             self.monitor.copies_gone(pkt)
+        if self.tap is not None:
+            self.tap(pkt)
         self.recorder.packet(pkt)
 
     def set_timing(self, start_s: float, send_jitter_s: float = 0.0, jitter_rng=None) -> None:
