@@ -90,7 +90,7 @@ def test_figure_draws_a_row_per_metric_and_a_column_per_bitrate(ladder):
     wer = next(ln for ln in axes[3].lines if ln.get_label() == "vocoder, 20 % loss")
     assert np.allclose(wer.get_ydata(), 0.3)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend == ["vocoder (n=2)", "ltm (n=2)", "0 % loss", "10 % loss", "20 % loss"]
+    assert legend == ["ltm (n=2)", "vocoder (n=2)", "0 % loss", "10 % loss", "20 % loss"]  # lowest bitrate first
 
 
 def test_plot_path_draws_the_ladder_with_no_options(ladder, tmp_path):
@@ -125,3 +125,11 @@ def test_a_dozen_systems_get_a_dozen_colours():
     fig = bitrate_figure(pd.DataFrame(rows), ["payload_bps"], ["visqol"], ["label", LOSS])
     pairs = {(ln.get_label().split(", ")[0], to_hex(ln.get_color()), ln.get_marker()) for ln in fig.axes[0].lines}
     assert len(pairs) == 12 and len({c for _, c, _ in pairs}) == 12
+
+
+def test_points_at_zero_bitrate_are_named_off_the_log_scale(capsys):
+    rows = _ladder_rows() + [{**r, "system.quantizers": 0, "payload_bps": 0.0, "total_bps": 80.0}
+                             for r in _ladder_rows() if r.get("system.quantizers") == 1]
+    fig = bitrate_figure(pd.DataFrame(rows), ["total_bps", "payload_bps"], ["visqol"], ["label", LOSS])
+    assert [ax.get_xscale() for ax in fig.axes] == ["log", "log"]
+    assert "visqol vs payload_bps: 3 points at x <= 0 are off the log scale (ltm)" in capsys.readouterr().err

@@ -11,6 +11,8 @@ this figure for it with no options.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 
@@ -90,16 +92,26 @@ def log_x(values: pd.Series | np.ndarray) -> bool:
     return len(v) > 1 and v.max() / v.min() > LOG_DECADES
 
 
+def _note_off_scale(d: pd.DataFrame, x: str, y: str) -> None:
+    """Say on stderr which points a log x axis cannot show (a setting that sends nothing: 0 bit/s)."""
+    off = d[~(d["x"] > 0)]
+    if len(off):
+        print(f"simlab plot: note: {y} vs {x}: {len(off)} points at x <= 0 are off the log scale "
+              f"({', '.join(dict.fromkeys(off['series'].astype(str)))})", file=sys.stderr)
+
+
 def bitrate_figure(df: pd.DataFrame, xs: list[str], ys: list[str], by: list[str] | None = None, title: str = ""):
     """Rows of panels (one per y) by columns (one per x), sharing y along a row; a colour per series
     (the system label), a line style per loss condition; 95 % bands where a point has `MIN_BAND_N`
-    values; the legends (beside the panels) say each series' n and each style's condition."""
+    values; the legend (beside the panels) names the series from the lowest bitrate up, with their n,
+    and each style's condition."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     by = measured_by(df) if by is None else by
     data = {(y, x): panel_data(df, x, y, by) for y in ys for x in xs}
-    series = list(dict.fromkeys(s for d in data.values() for s in d["series"]))
+    everything = pd.concat(data.values(), ignore_index=True)
+    series = list(everything.groupby("series", sort=False)["x"].min().sort_values(kind="stable").index)  # up the ladder
     conditions = list(dict.fromkeys(sorted({c for d in data.values() for c in d["condition"]},
                                            key=lambda c: (len(c), c))))
     palette = [f"C{i}" for i in range(10)] + list(EXTRA_COLOURS)
@@ -120,6 +132,7 @@ def bitrate_figure(df: pd.DataFrame, xs: list[str], ys: list[str], by: list[str]
                                 alpha=0.15, lw=0)
         if log_x(d["x"]):
             ax.set_xscale("log")
+            _note_off_scale(d, x, y)
         ax.set_xlabel(LABELS.get(x, x))
         ax.set_ylabel(LABELS.get(y, y) if j == 0 else "")
         ax.grid(alpha=0.3, which="both")
