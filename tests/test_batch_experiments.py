@@ -14,7 +14,8 @@ from tests.helpers import ROOT
 
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
 COUNTS = {"eq24_overhead": 18, "fig4_bitrate": (8 + 5 + 5) * 8, "fig5_loss": 13 * 4 * 8,
-          "fig6_wer_f0": 4 * 3 * 24, "fig7_ablation": 7 * 3 * 8, "table2_latency": (2 + 1 + 2) * 2}  # AAC: cpu profile only
+          "fig6_wer_f0": 4 * 3 * 24, "fig7_ablation": 7 * 3 * 8, "table2_latency": (2 + 1 + 2) * 2,  # AAC: cpu only
+          "bitrate_ladder": (2 * 16 + 5 + 2 + 8 + 1 + 3 + 5 + 3 + 4 + 1 + 1) * 3 * 2}
 
 
 def test_every_experiment_is_listed_in_the_readme():
