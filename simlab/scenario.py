@@ -176,7 +176,7 @@ class Scenario(Strict):
     compute: Compute = Compute()
     outputs: Outputs = Outputs()
     metrics: list[str] = []  # quality metrics (simlab.metrics), one summary.csv column each
-    recognizer: str = "pocketsphinx"  # offline ASR used by the wer metric
+    recognizer: str = "faster-whisper"  # offline ASR used by the wer metric (pocketsphinx: weaker, lighter)
     windows: Windows = Windows()
     base_dir: str = Field(default=".", exclude=True, description="folder relative paths start from")
 

@@ -103,10 +103,25 @@ def test_key_is_the_hash_of_the_resolved_scenario_and_round_trips():
         for k in path[:-1]:
             node = node[k]
         assert node.pop(path[-1]) == value
+    assert keyed["recognizer"] == "faster-whisper" and "wer" not in keyed["metrics"]
+    keyed["recognizer"] = "pocketsphinx"  # keyed as before faster-whisper became the default: no wer here
     want = hashlib.sha256(json.dumps(keyed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
     assert r.key == run_key(sc.resolved()) == want
     shared = {**r.scenario, "network": {**r.scenario["network"], "bottleneck": "shared"}}
     assert run_key(shared) != r.key  # any other value is part of the key
+
+
+def test_recognizer_is_part_of_the_key_only_with_wer():
+    """The default recognizer changed (pocketsphinx -> faster-whisper): runs that do not score WER
+    keep their keys (folders made before still resume), runs that do get new ones."""
+    (r,) = expand(exp())
+    assert r.scenario["recognizer"] == "faster-whisper"
+    for rec in ("pocketsphinx", "faster-whisper"):
+        assert run_key({**r.scenario, "recognizer": rec}) == r.key
+    wer = {**r.scenario, "metrics": ["wer", "visqol"]}
+    assert run_key({**wer, "recognizer": "pocketsphinx"}) != run_key({**wer, "recognizer": "faster-whisper"})
+    (w,) = expand(exp(base={**BASE, "metrics": ["wer"], "transcript": "hello"}))
+    assert w.key == run_key(w.scenario) != run_key({**w.scenario, "recognizer": "pocketsphinx"})
 
 
 def test_base_file_relative_to_experiment(tmp_path):

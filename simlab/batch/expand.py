@@ -80,10 +80,17 @@ NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_
                                                 ("feedback", "outage_s"): None}
 
 
+#: Only the ``wer`` metric uses ``recognizer``: a run without it is keyed with this value (the default
+#: before faster-whisper), whatever its scenario says, so its key does not change with the default.
+KEYED_RECOGNIZER_WITHOUT_WER = "pocketsphinx"
+
+
 def run_key(resolved: dict) -> str:
     """16 hex digits of the SHA-256 of the resolved scenario's canonical JSON (`NEUTRAL_DEFAULTS`
-    left out)."""
+    left out; ``recognizer`` as `KEYED_RECOGNIZER_WITHOUT_WER` when ``wer`` is not among the metrics)."""
     data = copy.deepcopy(resolved)
+    if "recognizer" in data and "wer" not in (data.get("metrics") or ()):
+        data["recognizer"] = KEYED_RECOGNIZER_WITHOUT_WER
     for path, value in NEUTRAL_DEFAULTS.items():
         *parents, leaf = path
         node = data

@@ -18,6 +18,7 @@ PLCMOS = MetricEntry("plcmos", plcmos, ("plcmos",), scale=MOS)
 DNSMOS = MetricEntry("dnsmos", dnsmos, DNSMOS_COLUMNS, scale=MOS)
 LOGF0_RMSE = MetricEntry("logf0_rmse", logf0_rmse, ("logf0_rmse_cents", "vuv_error"), higher_is_better=False,
                          scale=(0.0, math.inf))
-WER = MetricEntry("wer", wer, ("wer",), windowed=False, higher_is_better=False, scale=(0.0, math.inf))
+WER = MetricEntry("wer", wer, ("wer", "wer_edits", "wer_ref_words", "wer_hyp_words"), windowed=False,
+                  higher_is_better=False, scale=(0.0, math.inf))
 TOKEN_ACCURACY = MetricEntry("token_accuracy", token_accuracy_metric, ("token_accuracy",), windowed=False,
                              scale=(0.0, 1.0))

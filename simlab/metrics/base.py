@@ -26,7 +26,7 @@ class MetricInput:
     received: np.ndarray
     transcript: str | None = None
     seed: int = 0
-    recognizer: str = "pocketsphinx"
+    recognizer: str = "faster-whisper"
     frames: Any = None  # pandas.DataFrame of frames.csv, for token_accuracy
     run: Any = None  # simlab.metrics.run_tables.RunTables, for metrics that score the run's tables
 

@@ -73,7 +73,7 @@ def run_jobs(jobs: list[tuple[str, MetricInput]], workers: int | None) -> list[d
 
 
 def compute_metrics(names: list[str], reference: np.ndarray, received: np.ndarray, sample_rate: int,
-                    transcript: str | None = None, seed: int = 0, recognizer: str = "pocketsphinx",
+                    transcript: str | None = None, seed: int = 0, recognizer: str = "faster-whisper",
                     workers: int | None = None, frames: pd.DataFrame | None = None,
                     max_lag_s: float = 1.0) -> dict[str, float | str]:
     """One column per value of each named metric (see `metric_names`), plus ``align_lag_s``.
