@@ -86,6 +86,19 @@ class Feedback(Strict):
     # Count a silence of this long (no packet arrived) as loss, report by report, so p-hat rises
     # during an outage; None: only sequence gaps count (RTCP's way), seen when packets return.
     outage_s: Optional[Annotated[float, _gt(0, MAX_DELAY_S)]] = None
+    # fixed: a report every interval_s; rfc3550: RFC 3550's RTCP interval (5 % of session_bps, at least
+    # 5 s, or 360 / session kbit/s with reduced_minimum; randomised, reconsidered; simlab.sim.rtcp_interval)
+    interval: Literal["fixed", "rfc3550"] = "fixed"
+    session_bps: Optional[Annotated[float, _in(MIN_BANDWIDTH_BPS, MAX_BANDWIDTH_BPS)]] = None
+    reduced_minimum: bool = False
+
+    @model_validator(mode="after")
+    def _interval_rule(self):
+        if self.interval == "rfc3550" and self.session_bps is None:
+            raise ValueError("session_bps: interval rfc3550 needs the session bandwidth (RTCP gets 5 % of it)")
+        if self.interval == "fixed" and (self.session_bps is not None or self.reduced_minimum):
+            raise ValueError("session_bps, reduced_minimum: only with interval: rfc3550 (interval_s sets a fixed one)")
+        return self
 
 
 class FixedBuffer(Strict):

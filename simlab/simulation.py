@@ -139,6 +139,12 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
             if sc.feedback.accounting != "payload":  # the reports are RTCP packets
                 flow.feedback.tap = pcap.report
             pcap.watch(flow)
+        if sc.feedback.interval == "rfc3550":  # a stream of its own, after every other of the flow
+            from simlab.sim.rtcp_interval import Rfc3550Interval
+
+            flow.feedback.rule = Rfc3550Interval(sc.feedback.session_bps, flow.feedback.size_bytes,
+                                                 np.random.default_rng(fs.spawn(1)[0]), sc.feedback.reduced_minimum)
+            flow.feedback.duration_s = flow.duration_s
         bottleneck.time_call(flow, i)
         flows.append(flow)
     bottleneck.start_cross(shared)
@@ -180,6 +186,8 @@ def summarize(sc, flows, media, duration_s, headers, system) -> dict:
     fb_bytes = sum(f.feedback.carried_bytes for f in flows)
     # Reports due within the call (those made while the last frames drained are not counted).
     in_call = [math.floor(duration_s / sc.feedback.interval_s + 1e-9)] * n
+    if sc.feedback.interval == "rfc3550":  # randomised: those made by the end of each call
+        in_call = [f.feedback.in_call for f in flows]
     per_report = fb_bytes / fb_sent if fb_sent else 0
     per = duration_s * n
     payload_bps = pay_b * 8 / per
@@ -190,6 +198,8 @@ def summarize(sc, flows, media, duration_s, headers, system) -> dict:
     ctrl_pred = sc.feedback.report_bytes * 8 / sc.feedback.interval_s
     if sc.feedback.accounting != "payload":  # an RTCP packet in UDP/IP (simlab.rtcp)
         ctrl_pred = flows[0].feedback.size_bytes * 8 / sc.feedback.interval_s
+    if sc.feedback.interval == "rfc3550":  # the deterministic interval: the mean, with reconsideration
+        ctrl_pred = flows[0].feedback.size_bytes * 8 / flows[0].feedback.rule.deterministic_s()
     tot = {k: sum(f.monitor.totals_dict[k] for f in flows) for k in flows[0].monitor.totals_dict}
     from simlab.report.quantiles import StreamStats
     from simlab.sim.monitor import COMPONENTS

@@ -220,3 +220,52 @@ def test_the_two_captures_give_the_calls_fates(tmp_path):
     assert f.seqs == media.seq.tolist() and f.lost == int((media.lost | media.dropped).sum()) > 0
     want = (media.arrival_s - media.send_s).tolist()
     assert [d if d is not None else float("nan") for d in f.delays] == pytest.approx(want, abs=2e-6, nan_ok=True)
+
+
+def test_rfc3550_interval_rule():
+    """RFC 3550 A.7: 5 % of the session bandwidth, receivers' share, 5 s minimum (halved at first),
+    reduced minimum 360 / kbit/s, randomised by [0.5, 1.5] / (e - 3/2); with reconsideration the
+    intervals average the deterministic one."""
+    import math
+
+    import numpy as np
+
+    from simlab.sim.rtcp_interval import Rfc3550Interval
+
+    rng = np.random.default_rng(3)
+    assert Rfc3550Interval(64000, 88, rng).deterministic_s() == 5.0  # 2 x 88 B / 400 B/s = 0.44 s < 5 s
+    assert Rfc3550Interval(64000, 88, rng).deterministic_s(initial=True) == 2.5
+    assert Rfc3550Interval(2000, 88, rng).deterministic_s() == pytest.approx(2 * 88 / (0.05 * 2000 / 8))  # 14.08 s
+    assert Rfc3550Interval(144000, 88, rng, reduced_minimum=True).deterministic_s() == pytest.approx(2.5)
+    # Ten members, one sender: the nine receivers share 75 % of the RTCP bandwidth.
+    assert Rfc3550Interval(8000, 100, rng, members=10).deterministic_s() == pytest.approx(9 * 100 / (0.75 * 50))
+    rule = Rfc3550Interval(64000, 88, rng)
+    gaps, tp = [], 0.0
+    for _ in range(50000):
+        tn = rule.next_due(tp)
+        gaps.append(tn - tp)
+        tp = tn
+    assert np.mean(gaps) == pytest.approx(5.0, rel=0.01)
+    assert 5 * 0.5 / (math.e - 1.5) <= min(gaps) and max(gaps) <= 5 * 1.5 / (math.e - 1.5)
+
+
+def test_rfc3550_interval_in_a_run(tmp_path):
+    over = ["duration_s=1200", "feedback.accounting=rtcp", "feedback.interval=rfc3550", "feedback.session_bps=2000"]
+    out, s = run(tmp_path, overrides=over)
+    pk, _, _ = tables(out)
+    sent = pk[pk.kind == "feedback"].send_s.to_numpy()
+    assert (sent[1:] - sent[:-1]).mean() == pytest.approx(14.08, rel=0.1)
+    assert s["ctrl_bps"] == pytest.approx(88 * 8 / 14.08, rel=0.1)
+    assert s["eq24_total_bps"] - s["total_bps"] == pytest.approx(88 * 8 / 14.08 - s["ctrl_bps"], abs=0.5)
+    _, again = run(tmp_path, overrides=over, name="again")
+    assert (out / "packets.csv").read_bytes() == (tmp_path / "again" / "packets.csv").read_bytes()
+
+
+def test_new_feedback_keys_are_neutral_in_run_keys():
+    from helpers import scenario
+    from simlab.batch.expand import run_key
+
+    resolved = scenario("eq24").resolved()
+    plain = {**resolved, "feedback": {k: v for k, v in resolved["feedback"].items()
+                                      if k not in ("interval", "session_bps", "reduced_minimum")}}
+    assert run_key(resolved) == run_key(plain)

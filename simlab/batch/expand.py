@@ -77,7 +77,10 @@ NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_
                                                 ("network", "start_offsets"): None,
                                                 ("network", "send_jitter_s"): 0.0,
                                                 ("receiver", "jitter_buffer"): {"kind": "fixed"},
-                                                ("feedback", "outage_s"): None}
+                                                ("feedback", "outage_s"): None,
+                                                ("feedback", "interval"): "fixed",
+                                                ("feedback", "session_bps"): None,
+                                                ("feedback", "reduced_minimum"): False}
 
 
 #: Only the ``wer`` metric uses ``recognizer``: a run without it is keyed with this value (the default

@@ -60,6 +60,12 @@ class Feedback:
         self._values: list[float] = [initial_p]
         self._now = -math.inf  # simulated time of the latest call (calls come in time order)
         self.start_s = 0.0  # when the call starts: report k is made at start_s + k interval_s
+        # Or when ``rule.next_due(previous report's time, initial)`` says (`simlab.sim.rtcp_interval`).
+        self.rule = None
+        self._due_s: float | None = None
+        self._prev_s = 0.0
+        self.duration_s = math.inf  # the call's length: reports due by start_s + duration_s count in in_call
+        self.in_call = 0
         self.carried_bytes = 0
         self.sent = self.lost = 0
 
@@ -71,6 +77,13 @@ class Feedback:
     def catch_up(self, t: float) -> None:
         """Make every report due at or before ``t`` (they count arrivals strictly before)."""
         self._now = t
+        if self.rule is not None:
+            while self.next_report_s <= t:
+                tau = self._due_s
+                self._report(tau)
+                self._k += 1
+                self._prev_s, self._due_s = tau, self.rule.next_due(tau)
+            return
         while self.start_s + self._k * self.interval_s <= t:
             self._report(self.start_s + self._k * self.interval_s)
             self._k += 1
@@ -78,7 +91,11 @@ class Feedback:
     @property
     def next_report_s(self) -> float:
         """When the next report not yet made is due: none made later is sent before this."""
-        return self.start_s + self._k * self.interval_s
+        if self.rule is None:
+            return self.start_s + self._k * self.interval_s
+        if self._due_s is None:
+            self._prev_s, self._due_s = self.start_s, self.rule.next_due(self.start_s, initial=True)
+        return self._due_s
 
     def p_hat(self, t: float) -> float:
         self.catch_up(t)
@@ -97,6 +114,8 @@ class Feedback:
         value = level / self._levels
         pkt = Packet(self.flow, self._seq, "feedback", self.overhead_bytes, 8 * self.payload_bytes, [])
         self._seq += 1
+        if tau <= self.start_s + self.duration_s:
+            self.in_call += 1
         self.carried_bytes += self.size_bytes
         self.sent += 1
         if not self.link.transmit(pkt, tau):
@@ -131,7 +150,8 @@ class Feedback:
             expected -= take
             self._assumed -= take
         if received == 0 and tau - self._last_arrival >= self.outage_s:
-            n = max(1, round(self.interval_s / self.packet_interval_s)) if self.packet_interval_s else 1
+            span = self.interval_s if self.rule is None else tau - self._prev_s
+            n = max(1, round(span / self.packet_interval_s)) if self.packet_interval_s else 1
             expected += n
             self._assumed += n
         return expected, received
