@@ -33,6 +33,7 @@ from simlab.actors.mimi import MimiCodec
 from simlab.metrics.compute import compute_metrics
 from simlab.models.mimi_config import LATENT_DIM
 from simlab.models.profiles import SMALL_DIR, load_profile
+from simlab.train.config import train_dir
 from simlab.train import evaluate as ev
 from simlab.train import simulate as sim
 from simlab.train.data import speech_available
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--utterances", type=int, default=6)
     ap.add_argument("--order", type=int, default=4)
-    ap.add_argument("--cache-dir", default="/tmp/simlab-train/cache")
+    ap.add_argument("--cache-dir", default=str(train_dir() / "cache"))
     args = ap.parse_args(argv)
     for sub in ("train", "dev"):
         if not speech_available(sub):

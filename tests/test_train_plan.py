@@ -98,3 +98,14 @@ def test_speech_folder_may_hold_wav_and_opus_copies(tmp_path):
     corpus = load_corpus(str(tmp_path), 10.0, np.random.default_rng(0))
     assert sorted(len(c) for c in corpus)[0] == 24000  # resampled to 24 kHz
     assert len(corpus) == 2
+
+
+def test_recipe_defaults_live_in_the_users_cache_folder_not_a_fixed_path(monkeypatch, tmp_path):
+    from simlab.train.config import RECIPES, load_config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for recipe in RECIPES:
+        paths = [v for v in load_config(recipe).values() if isinstance(v, str) and "/" in v]
+        assert paths and all(p.startswith(str(tmp_path / "simlab" / "train")) for p in paths), (recipe, paths)
+    lm = load_config("lm", overrides={"cache_dir": "{train_dir}/mine"})
+    assert lm["cache_dir"] == str(tmp_path / "simlab" / "train" / "mine")

@@ -6,6 +6,7 @@ keys are refused, so a typo never silently trains with a default.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,23 @@ from simlab.errors import UserError
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 RECIPES = ("codec", "lm", "lora", "controller", "evaluate")
+#: Written at the start of a path in a config, it stands for `train_dir()`.
+TRAIN_DIR = "{train_dir}"
+
+
+def train_dir() -> Path:
+    """Where the recipes keep their stages and caches by default: the user's cache folder
+    (``$XDG_CACHE_HOME/simlab/train``, else ``~/.cache/simlab/train``), never a fixed machine path."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "simlab" / "train"
+
+
+def _expand_train_dir(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_train_dir(v) for k, v in node.items()}
+    if isinstance(node, str) and node.startswith(TRAIN_DIR):
+        return str(train_dir()) + node[len(TRAIN_DIR):]
+    return node
 
 
 def default_config_path(recipe: str) -> Path:
@@ -39,7 +57,7 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: dict[str
         if not isinstance(layer, dict):
             raise UserError(f"{where}: a recipe config must be a mapping")
         _merge(config, layer, where, "")
-    return config
+    return _expand_train_dir(config)
 
 
 #: Keys that may be null whatever their shipped value (and the type they take otherwise).

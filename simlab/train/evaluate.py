@@ -301,7 +301,7 @@ def diagnose_controller(config: dict, weights: str | Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """``python -m simlab.train.evaluate CONTROLLER [--set key=value ...]``: print the controller
     tables (`diagnose_controller`) for a trained controller; ``--set`` overrides the evaluate
-    config (e.g. ``profile=/tmp/simlab-train/stage-lm``, ``utterances=6``)."""
+    config (e.g. ``profile=~/.cache/simlab/train/stage-lm``, ``utterances=6``)."""
     import argparse
     import sys
 
