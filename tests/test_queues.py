@@ -189,7 +189,7 @@ def test_red_needs_thresholds_in_order_and_codel_drops_are_recorded_once():
     seqs = [p.seq for p in log.fates]
     assert len(seqs) == len(set(seqs)) == src.sent  # one fate per packet
     assert {p.seq for p in log.delivered} == {p.seq for p in log.fates if not p.dropped}
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError, match="decides fates as packets leave the queue"):
         link.transmit(CrossPacket(0, 0, "cbr", 100), 0.0)
     with pytest.raises(ValueError):
         QueuedLink(env, LinkParams(1e6, 0.01, NO_LOSS, queue_packets=3), DropTail(3))

@@ -4,6 +4,7 @@ putting packets of ``packet_bytes`` into ``out`` (the bottleneck link) between `
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ class Delay:
         call_at(self.env, self.env.now + self.delay_s, self.out.put, pkt)
 
 
-class Source:
+class Source(ABC):
     """Sends a packet, then the next at ``next_s(now)`` (a subclass's), until ``stop_s``."""
 
     kind = "source"
@@ -82,8 +83,9 @@ class Source:
         if t < self.stop_s:
             call_at(self.env, t, self._send)
 
+    @abstractmethod
     def next_s(self, now: float) -> float:
-        raise NotImplementedError
+        """When the next packet leaves, given the one sent at ``now``."""
 
 
 class ConstantRate(Source):

@@ -39,7 +39,9 @@ class QueuedLink(Link):
         self._wake_at = 0.0
 
     def transmit(self, pkt, t: float) -> bool:
-        raise NotImplementedError("a link with a queue discipline decides fates as packets leave the queue: "
+        # By design, not a gap: a discipline such as CoDel decides a packet's fate when it leaves
+        # the queue, after later arrivals, so no fate exists at hand-over (reverse paths use Link).
+        raise TypeError("a link with a queue discipline decides fates as packets leave the queue: "
                                   "hand packets over with put()")
 
     def put(self, pkt) -> None:
