@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from simlab.actors.base import DictWindow, Received, Timer
+from helpers import decode_all, encode_all
 from simlab.actors.ffmpeg_codecs import AMR_MODE_BITS, CODECS, resolve
 from simlab.audio import SHIPPED_CLIP, read_audio
 from simlab.errors import UserError
@@ -88,20 +88,6 @@ def test_an_ffmpeg_build_without_the_codec_says_what_to_install(monkeypatch):
 @pytest.fixture(scope="module")
 def clips() -> dict[int, np.ndarray]:
     return {r: read_audio(SHIPPED_CLIP, r)[: r * 6] for r in (8000, 16000)}
-
-
-def encode_all(s: FfmpegSystem, x: np.ndarray) -> list:
-    n, t = s.frame_samples, Timer(profile=None)
-    return [s.transmit(i, x[i * n:(i + 1) * n], 0.0, t) for i in range(len(x) // n)]
-
-
-def decode_all(s: FfmpegSystem, enc: list, lost=frozenset()) -> tuple[np.ndarray, list]:
-    w = DictWindow({e.frame: Received(e.frame, np.array([True]), np.array([e.frame not in lost]), e.payload)
-                    for e in enc})
-    t = Timer(profile=None)
-    out = [s.receive(e.frame, w, t) for e in enc]
-    assert all(d.audio.shape == (s.frame_samples,) and d.audio.dtype == np.float32 for d in out)
-    return np.concatenate([d.audio for d in out]), out
 
 
 @pytest.mark.parametrize("codec, bitrate", SETTINGS)

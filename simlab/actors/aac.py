@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from simlab.actors import waveform_conceal
-from simlab.actors.base import Decoded, Encoded, Received, Timer, Window
+from simlab.actors.base import Decoded, Encoded, FrameCodec, Received, Timer, Window
 from simlab.errors import UserError
 
 AAC_FRAME_SAMPLES = 1024
@@ -96,14 +96,11 @@ def probe(bitrate_bps: int, sample_rate: int) -> tuple[int, float]:
     return delay, bitrate
 
 
-class AacSystem:
+class AacSystem(FrameCodec):
     """AAC-LC frames; lost frames concealed by repetition and crossfade interpolation."""
 
     name = "aac"
-    stages = ("encoder", "decoder")
     frame_samples = AAC_FRAME_SAMPLES
-    lookahead_frames = 0
-    sends_second_copies = False  # one copy of each frame (copies=[1])
 
     def __init__(self, bitrate_bps: int, sample_rate: int = 24000):
         if sample_rate not in AAC_RATES:

@@ -116,6 +116,15 @@ class System(Protocol):
         ...
 
 
+class FrameCodec:
+    """What the waveform codecs (AAC, Codec2, LC3, FFmpeg's) share: one unit per frame, sent
+    once, only an encoder and a decoder stage, no frame of look-ahead at the receiver."""
+
+    stages = ("encoder", "decoder")
+    lookahead_frames = 0
+    sends_second_copies = False  # one copy of each frame (copies=[1]): no wait for second copies
+
+
 class Timer:
     """Runs a stage and records the simulated time it takes.
 

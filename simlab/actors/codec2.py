@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from simlab.actors import waveform_conceal
-from simlab.actors.base import Decoded, Encoded, Received, Timer, Window
+from simlab.actors.base import Decoded, Encoded, FrameCodec, Received, Timer, Window
 from simlab.actors.codec2_lib import DELAY_SAMPLES, MODES, SAMPLE_RATE, NoiseState, load, versions
 from simlab.actors.pcm16 import from_int16, to_int16
 from simlab.errors import UserError
@@ -31,14 +31,11 @@ BEST = {"3200": "repeat", "2400": "waveform", "1600": "repeat", "1400": "wavefor
 FADE_PER_S = 12.5
 
 
-class Codec2System:
+class Codec2System(FrameCodec):
     """One Codec2 frame per simlab frame, one unit of ``bits_per_frame`` bits."""
 
     name = "codec2"
-    stages = ("encoder", "decoder")
     sample_rate = SAMPLE_RATE
-    lookahead_frames = 0
-    sends_second_copies = False  # one copy of each frame (copies=[1])
 
     def __init__(self, mode: str = "1200", concealment: str = "auto"):
         if mode not in MODES:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from simlab.actors import waveform_conceal
-from simlab.actors.base import Decoded, Encoded, Received, Timer, Window
+from simlab.actors.base import Decoded, Encoded, FrameCodec, Received, Timer, Window
 from simlab.actors.ffmpeg_av import AvCodec, library, missing
 from simlab.actors.ffmpeg_codecs import AMR_CMR, resolve
 from simlab.actors.pcm16 import from_int16, to_int16
@@ -42,13 +42,10 @@ FADE_HOLD_S, FADE_END_S = 0.010, 0.060
 RESUME_S, RESUME_STEP_S, RESUME_MAX_S = 0.004, 0.004, 0.010
 
 
-class FfmpegSystem:
+class FfmpegSystem(FrameCodec):
     """One FFmpeg speech codec at one bitrate and frame length (`simlab.actors.ffmpeg_codecs`)."""
 
     name = "ffmpeg"
-    stages = ("encoder", "decoder")
-    lookahead_frames = 0
-    sends_second_copies = False
 
     def __init__(self, codec: str, bitrate_bps: int | None = None, frame_ms: int | None = None):
         try:

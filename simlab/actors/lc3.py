@@ -12,7 +12,7 @@ import ctypes
 
 import numpy as np
 
-from simlab.actors.base import Decoded, Encoded, Received, Timer, Window
+from simlab.actors.base import Decoded, Encoded, FrameCodec, Received, Timer, Window
 from simlab.actors.pcm16 import from_int16, to_int16
 from simlab.errors import UserError
 
@@ -45,13 +45,10 @@ def load():
     return lc3
 
 
-class Lc3System:
+class Lc3System(FrameCodec):
     """One LC3 frame per simlab frame; lost frames concealed by liblc3's PLC."""
 
     name = "lc3"
-    stages = ("encoder", "decoder")
-    lookahead_frames = 0
-    sends_second_copies = False  # one copy of each frame (copies=[1])
 
     def __init__(self, bitrate_bps: int = 32000, frame_ms: float = 10, sample_rate: int = 16000):
         if frame_ms not in FRAME_MS:
