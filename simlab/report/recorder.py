@@ -101,7 +101,8 @@ class RunRecorder:
     def __init__(self, out: Path | None, keep: bool = False, audio=None):
         self.out, self.keep, self.audio = out, keep, audio
         self.packets = self._stream("packets.csv", PACKET_COLUMNS, PacketRecord)
-        self._order = SendOrder(self.packets.add)
+        # Nothing kept (a benchmark of the simulation alone): no record to build or order.
+        self._order = None if isinstance(self.packets, NullStream) else SendOrder(self.packets.add)
         self.frames = None  # opened at the first frame, when the system's own columns are known
         # Forward media packets: sent, lost, dropped, late, header bytes and payload bytes carried.
         self.media = [0, 0, 0, 0, 0, 0]
@@ -121,7 +122,8 @@ class RunRecorder:
             if not pkt.dropped:
                 s[4] += pkt.header_bytes
                 s[5] += pkt.payload_bytes
-        self._order.add(PacketRecord.of(pkt))
+        if self._order is not None:
+            self._order.add(PacketRecord.of(pkt))
 
     def frame(self, record: FrameRecord, info: Sequence, info_columns: Sequence[str]) -> None:
         if self.frames is None:  # every flow runs the same system: the same columns
@@ -133,7 +135,8 @@ class RunRecorder:
             self.audio.play(frame, audio)
 
     def close(self) -> None:
-        self._order.close()
+        if self._order is not None:
+            self._order.close()
         self.packets.close()
         if self.frames is None:
             self.frames = self._stream("frames.csv", FRAME_COLUMNS, FrameRecord)
