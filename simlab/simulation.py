@@ -24,6 +24,7 @@ from simlab.report.recorder import RunRecorder
 from simlab.scenario import Scenario
 from simlab.sim.flow import Flow
 from simlab.sim.link import share
+from simlab.sim.quiet_gc import quiet_gc
 
 
 class _Audio:
@@ -152,7 +153,8 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
         f.start()
         if audio_out is not None:
             audio_out.reference(source, n_frames)
-    env.run()
+    with quiet_gc():
+        env.run()
     for f in flows:
         f.finish()
     bottleneck.close(env.now)
