@@ -81,3 +81,49 @@ def build_system(spec, ctx: BuildContext):
         return registry.system(spec).factory(spec, ctx)
     except ValueError as exc:  # a setting the system cannot take (e.g. largesc quantizers > 8, fixed)
         raise UserError(f"system: {exc}") from None
+
+
+def build_flow_system(spec, ctx: BuildContext, first):
+    """A further flow's system: another stream on flow 0's loaded models where the system can
+    share them (its ``sibling(seed)``), else one of its own built from ``ctx``."""
+    sibling = getattr(first, "sibling", None)
+    system = sibling(ctx.seed) if sibling is not None else None
+    return system if system is not None else build_system(spec, ctx)
+
+
+def flow_child_seed(fs: np.random.SeedSequence) -> np.random.SeedSequence:
+    """The seed sequence flow ``fs`` spawns for its own system (`simlab.simulation.simulate`: after
+    its four link streams), computed without spawning it."""
+    return np.random.SeedSequence(fs.entropy, spawn_key=(*fs.spawn_key, 4), pool_size=fs.pool_size)
+
+
+def build_batched(sc, ctx0: BuildContext, flow_seeds) -> list:
+    """``compute.batch``: every call's system as one row of a batched group on one set of models
+    (call 0 seeded as ``ctx0``, call i as its flow's own system would be)."""
+    from simlab.actors.base import STAGES
+
+    entry = registry.system(sc.system)
+    build_batch = getattr(entry.factory, "batch", None)
+    if build_batch is None:
+        raise UserError(f"compute.batch: system {entry.name} does not batch calls (largesc does)")
+    seeds = [ctx0.seed] + [int(flow_child_seed(fs).generate_state(1)[0]) for fs in flow_seeds[1:]]
+    costs = None
+    if sc.compute.timing == "profile" and sc.compute.profile is not None:
+        from simlab.latency import batch_stage_costs, resolve_profile_path
+
+        path = resolve_profile_path(sc.compute.profile, sc.base_dir)
+        costs = batch_stage_costs(path, system_key(sc.system), STAGES, len(seeds))
+    try:
+        return build_batch(sc.system, ctx0, seeds, costs)
+    except ValueError as exc:
+        raise UserError(f"system: {exc}") from None
+
+
+def share_batched(members: list, flows: list) -> None:
+    """Wire the calls of `build_batched` to their flows and to one shared TX and RX device."""
+    from simlab.sim.device import share_compute
+
+    try:
+        share_compute(members[0].group, flows)
+    except ValueError as exc:
+        raise UserError(f"compute.batch: {exc}") from None

@@ -56,3 +56,44 @@ def stage_costs(path: Path, system_key: str, stages) -> dict[str, float]:
             raise UserError(f"{path}: systems.{system_key}.{stage}.median_s is missing or not a number >= 0")
         out[stage] = float(s["median_s"])
     return out
+
+
+def batch_stage_costs(path: Path, system_key: str, stages, batch: int) -> dict[str, float]:
+    """Seconds one batch of ``batch`` calls takes, per stage, from the profile's per-batch entries
+    (``<stage>.batch.<size>.median_s``, written by ``simlab calibrate --batch``): the entry for that
+    size; between two measured sizes (size 1 is the per-frame entry), linear interpolation; above
+    the largest, that size's time scaled up in proportion (no further gain assumed). A stage with
+    no per-batch entry is left out: the caller charges its per-frame entry (a batch then costs
+    what one frame does, which assumes the device has width to spare)."""
+    entry = profile_entry(path, system_key)
+    out = {}
+    for stage in stages:
+        s = entry.get(stage)
+        table = s.get("batch") if isinstance(s, dict) else None
+        if not table:
+            continue
+        where = f"{path}: systems.{system_key}.{stage}.batch"
+        if not isinstance(table, dict):
+            raise UserError(f"{where} is not a mapping of batch size to timings")
+        sizes = {}
+        for k, v in table.items():
+            if (not isinstance(k, int) or k < 1 or not isinstance(v, dict)
+                    or not isinstance(v.get("median_s"), (int, float)) or v["median_s"] < 0):
+                raise UserError(f"{where}.{k}: expected a batch size >= 1 with median_s >= 0")
+            sizes[k] = float(v["median_s"])
+        if isinstance(s.get("median_s"), (int, float)):
+            sizes.setdefault(1, float(s["median_s"]))
+        out[stage] = _interpolate(sizes, batch)
+    return out
+
+
+def _interpolate(sizes: dict[int, float], batch: int) -> float:
+    if batch in sizes:
+        return sizes[batch]
+    below = [k for k in sizes if k < batch]
+    above = [k for k in sizes if k > batch]
+    if below and above:
+        lo, hi = max(below), min(above)
+        return sizes[lo] + (sizes[hi] - sizes[lo]) * (batch - lo) / (hi - lo)
+    ref = max(below) if below else min(above)
+    return sizes[ref] * batch / ref

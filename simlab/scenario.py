@@ -140,6 +140,8 @@ class Compute(Strict):
     # torch intra-op threads for the model stages: one frame's work is too small to gain from more,
     # and extra threads stall badly when another process holds a core (measured: 17 ms vs 636 ms).
     threads: Annotated[int, _in(1, MAX_THREADS)] = 1
+    # flows: N with largesc: one set of models, each instant's frames one batched model call per stage
+    batch: bool = False
 
 
 class Outputs(Strict):
@@ -198,6 +200,17 @@ class Scenario(Strict):
         if self.outputs.pcap and self.flows > MAX_PCAP_FLOWS:  # flow k is RTP on UDP port 5004 + 2k
             raise ValueError(f"outputs.pcap: a pcap holds at most {MAX_PCAP_FLOWS} flows (flow k on UDP port "
                              f"5004 + 2k); flows is {self.flows}")
+        return self
+
+    @model_validator(mode="after")
+    def _batch(self):
+        if self.compute.batch:  # the batched calls step in lockstep (simlab.sim.device)
+            net = self.network
+            if net is not None and not isinstance(net, dict) and net.start_offsets is not None:
+                raise ValueError("compute.batch: the calls must start together (leave network.start_offsets out)")
+            if self.receiver.jitter_buffer.kind != "fixed":
+                raise ValueError("compute.batch: needs the fixed jitter buffer (an adaptive one releases each "
+                                 "call's frames at its own times)")
         return self
 
     @model_validator(mode="after")

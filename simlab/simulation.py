@@ -17,7 +17,8 @@ import simpy
 
 from simlab import registry
 from simlab.actors.base import BuildContext, Timer
-from simlab.build import build_system, call_params, estimator, headers_of, make_link, system_key
+from simlab.build import (build_batched, build_flow_system, build_system, call_params, estimator, headers_of,
+                          make_link, share_batched, system_key)
 from simlab.build_bottleneck import BottleneckBuild
 from simlab.errors import UserError
 from simlab.report.recorder import RunRecorder
@@ -82,8 +83,10 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
     device = _device(sc)
     samples = None
     audio_path = sc.audio_path()
-    system = build_system(sc.system, BuildContext(np.random.default_rng(system_seed), device,
-                                                  int(system_seed.generate_state(1)[0]), sc.compute.threads))
+    ctx0 = BuildContext(np.random.default_rng(system_seed), device, int(system_seed.generate_state(1)[0]),
+                        sc.compute.threads)
+    batched = build_batched(sc, ctx0, flow_seeds) if sc.compute.batch else None  # calls' systems, one batch
+    system = batched[0] if batched else build_system(sc.system, ctx0)
     if audio_path is not None:  # check_inputs made sure a system that needs audio has it
         samples = read_audio(audio_path, system.sample_rate)
     clipped = clipping_warning(audio_path) if audio_path is not None else None
@@ -130,10 +133,10 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
         reverse = make_link(env, net.reverse, rngs["reverse_loss"], rngs["reverse_jitter"], sc.path, "network.reverse")
         if i == 0:
             flow_system = system
-        else:  # a system of its own, seeded from the flow's seed (its models' draws differ per flow)
+        else:  # a system of its own, seeded from the flow's seed (on flow 0's models where it can share them)
             child = fs.spawn(1)[0]
-            flow_system = build_system(sc.system, BuildContext(np.random.default_rng(child), device,
-                                                               int(child.generate_state(1)[0]), sc.compute.threads))
+            flow_system = batched[i] if batched else build_flow_system(sc.system, BuildContext(
+                np.random.default_rng(child), device, int(child.generate_state(1)[0]), sc.compute.threads), system)
         flow = Flow(env, i, flow_system, params, forward, reverse, estimator(sc), recorder, source, tx_timer, rx_timer)
         if pcap is not None:  # every flow (its own UDP ports and SSRC)
             flow.sender.tap, flow.tap = pcap.sent, pcap.fate
@@ -148,6 +151,8 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
             flow.feedback.duration_s = flow.duration_s
         bottleneck.time_call(flow, i)
         flows.append(flow)
+    if batched:
+        share_batched(batched, flows)
     bottleneck.start_cross(shared)
     for f in flows:
         f.start()

@@ -109,24 +109,52 @@ class AdaptiveController(nn.Module):
         `forward` over the whole stream since `reset`. No gradient; no layer here depends on
         train/eval mode (no dropout, no normalisation).
         """
-        p = float(p_hat)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"controller: p_hat={p_hat!r} is outside [0, 1]")
-        _check_quantizers(quantizers, self.n_q)
-        param = next(self.parameters())
-        with torch.no_grad():
-            frame = torch.as_tensor(np.asarray(z) if not torch.is_tensor(z) else z)
-            if frame.numel() != self.latent_dim:
-                raise ValueError(f"controller: z must hold {self.latent_dim} values, "
-                                 f"got shape {tuple(frame.shape)}")
-            frame = frame.reshape(self.latent_dim, 1).to(device=param.device, dtype=param.dtype)
-            self._history.append(frame)
-            del self._history[:-self.receptive_field]
-            window = torch.cat(self._history, dim=1)[None]  # [1, 512, t ≤ receptive_field]
-            p_row = torch.full((1, window.shape[2]), p, dtype=param.dtype, device=param.device)
-            i_s, i_c = self.forward(window, p_row)
-            mask = hard_mask(i_s[0, -1], i_c[0, -1], quantizers, self.n_q)
-        return mask.cpu().numpy().astype(np.int8)
+        return decide_on(self, self._history, z, p_hat, quantizers)
+
+
+class ControllerStream:
+    """One stream's decisions on a shared `AdaptiveController`: the latent history is the
+    stream's own, the weights are the network's (flows of a run share one loaded network)."""
+
+    def __init__(self, net: AdaptiveController):
+        self.net = net
+        self.n_q = net.n_q
+        self.reset()
+
+    def reset(self) -> None:
+        self._history: list[torch.Tensor] = []
+
+    def decide(self, z, p_hat: float, quantizers: int) -> np.ndarray:
+        return decide_on(self.net, self._history, z, p_hat, quantizers)
+
+    def push(self, z: torch.Tensor) -> torch.Tensor:
+        """Append one latent column [512, 1] (on the net's device and dtype) to the history and
+        return the window [512, t] the next decision sees (batched streams, `simlab.actors.largesc_batch`)."""
+        self._history.append(z)
+        del self._history[:-self.net.receptive_field]
+        return torch.cat(self._history, dim=1)
+
+
+def decide_on(net: AdaptiveController, history: list, z, p_hat: float, quantizers: int) -> np.ndarray:
+    """`AdaptiveController.decide` with the latent history in ``history`` (updated in place)."""
+    p = float(p_hat)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"controller: p_hat={p_hat!r} is outside [0, 1]")
+    _check_quantizers(quantizers, net.n_q)
+    param = next(net.parameters())
+    with torch.no_grad():
+        frame = torch.as_tensor(np.asarray(z) if not torch.is_tensor(z) else z)
+        if frame.numel() != net.latent_dim:
+            raise ValueError(f"controller: z must hold {net.latent_dim} values, "
+                             f"got shape {tuple(frame.shape)}")
+        frame = frame.reshape(net.latent_dim, 1).to(device=param.device, dtype=param.dtype)
+        history.append(frame)
+        del history[:-net.receptive_field]
+        window = torch.cat(history, dim=1)[None]  # [1, 512, t ≤ receptive_field]
+        p_row = torch.full((1, window.shape[2]), p, dtype=param.dtype, device=param.device)
+        i_s, i_c = net.forward(window, p_row)
+        mask = hard_mask(i_s[0, -1], i_c[0, -1], quantizers, net.n_q)
+    return mask.cpu().numpy().astype(np.int8)
 
 
 class FixedController:

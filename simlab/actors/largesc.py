@@ -41,7 +41,7 @@ class LargeSCSystem:
     def __init__(self, models, quantizers: int = 8, controller: str = "learned", redundant: int = 0,
                  concealer: str = "lm", greedy: bool = True, seed: int = 0, min_confidence: float = 0.0):
         from simlab.actors.concealer import DropConcealer, LMConcealer, RepeatConcealer
-        from simlab.actors.controller import FixedController
+        from simlab.actors.controller import ControllerStream, FixedController
 
         if controller not in ("learned", "fixed"):
             raise ValueError(f"largesc: controller={controller!r} must be 'learned' or 'fixed'")
@@ -59,7 +59,8 @@ class LargeSCSystem:
         self.redundant, self.greedy, self.seed = int(redundant), bool(greedy), int(seed)
         self.min_confidence = float(min_confidence)
         self.codec = MimiCodec(models.mimi)
-        self.controller = (models.controller if controller == "learned"
+        # the learned controller's latent history is this stream's own: flows may share the network
+        self.controller = (ControllerStream(models.controller) if controller == "learned"
                            else FixedController(self.quantizers, self.redundant, N_Q))
         if concealer == "lm":
             generator = None if greedy else torch.Generator(device=models.lm.device).manual_seed(seed)
@@ -71,6 +72,15 @@ class LargeSCSystem:
         # the learned controller may double any token at any time; a fixed one only its first R
         self.sends_second_copies = controller == "learned" or min(self.redundant, self.quantizers) > 0
         self.reset()
+
+    def sibling(self, seed: int) -> "LargeSCSystem | None":
+        """Another stream of the same configuration on these loaded models (a further flow of the
+        run), seeded with ``seed``; None when the models have parts drawn from the seed (each flow's
+        differ then, so it loads its own)."""
+        if self.models.random_parts:
+            return None
+        return LargeSCSystem(self.models, self.quantizers, self.controller_kind, self.redundant,
+                             self.concealer_kind, self.greedy, seed, self.min_confidence)
 
     def reset(self) -> None:
         """Start a new stream on both sides."""

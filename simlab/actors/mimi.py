@@ -19,14 +19,15 @@ from simlab.models.mimi_config import FRAME_SAMPLES, LATENT_DIM, check_mimi, cod
 
 
 class MimiCodec:
-    """Streaming Mimi encoder/decoder for one stream (batch 1).
+    """Streaming Mimi encoder/decoder for one stream (batch 1), or for ``batch`` streams stepped
+    together (`encode_batch`, `decode_batch`: row b is stream b; each row's state is its own).
 
     ``fast_cpu`` switches the model's transposed convolutions to `GemmConvTranspose1d` (in
     place, on the shared model; same parameters, same results to float rounding), which
     makes a full-size frame decode several times faster on CPU; CUDA is not affected.
     """
 
-    def __init__(self, mimi, device: str | torch.device | None = None, fast_cpu: bool = True):
+    def __init__(self, mimi, device: str | torch.device | None = None, fast_cpu: bool = True, batch: int = 1):
         check_mimi(mimi)
         self.mimi = mimi.eval()
         if fast_cpu:
@@ -38,6 +39,7 @@ class MimiCodec:
         self.n_semantic = mimi.quantizer.n_q_semantic
         self.card = mimi.cardinality
         self._layers = codebook_layers(mimi)
+        self.batch = int(batch)
         self._state: dict | None = None
         self.reset()
 
@@ -46,7 +48,7 @@ class MimiCodec:
         previous = self.mimi.get_streaming_state() if self.mimi.is_streaming else None
         if previous is not None:
             self.mimi._stop_streaming()
-        with self.mimi.streaming(1):
+        with self.mimi.streaming(self.batch):
             self._state = self.mimi.get_streaming_state()
         self._streaming = _Streaming(self.mimi, self._state)
         if previous is not None:
@@ -99,6 +101,53 @@ class MimiCodec:
             (emb,) = state.graphed_tr_dec(emb)
         out = state.graphed_decoder(emb)
         return out[0, 0].to("cpu", torch.float32).numpy().copy()
+
+    # -- batched streams (rows stepped together) ------------------------------------------------
+    def encode_batch(self, frames: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """`encode` for every stream at once: frames [batch, 1920] -> tokens [batch, 8] (int64)
+        and latents [batch, 512] (a tensor on the model's device)."""
+        x = np.asarray(frames, dtype=np.float32)
+        if x.shape != (self.batch, FRAME_SAMPLES):
+            raise ValueError(f"Mimi encodes batches of shape ({self.batch}, {FRAME_SAMPLES}), got {x.shape}")
+        with torch.inference_mode(), self._streaming:
+            xt = torch.from_numpy(x).to(self.device, self.dtype).view(self.batch, 1, FRAME_SAMPLES)
+            z = self.mimi.encode_to_latent(xt, quantize=False)  # [B, 512, 1]
+            codes = self.mimi.quantizer.encode(z)  # [B, 8, 1]
+        return codes[:, :, 0].to("cpu", torch.int64).numpy(), z[:, :, 0].clone()
+
+    def decode_batch(self, tokens: np.ndarray) -> np.ndarray:
+        """`decode` for every stream at once: tokens [batch, 8] (-1 = absent) -> [batch, 1920]."""
+        codes = np.asarray(tokens)
+        if codes.shape != (self.batch, self.n_q) or not np.issubdtype(codes.dtype, np.integer):
+            raise ValueError(f"Mimi decodes integer token rows of shape ({self.batch}, {self.n_q}), "
+                             f"got {codes.dtype} {codes.shape}")
+        if np.any(codes >= self.card) or np.any(codes < -1):
+            raise ValueError(f"tokens must be in [0, {self.card}) or -1 (absent)")
+        with torch.inference_mode(), self._streaming:
+            emb = self._latent_batch(codes)
+            state = self.mimi._streaming_state
+            emb = self.mimi._to_encoder_framerate(emb)
+            if self.mimi.decoder_transformer is not None:
+                (emb,) = state.graphed_tr_dec(emb)
+            out = state.graphed_decoder(emb)
+            return out[:, 0].to("cpu", torch.float32).numpy().copy()
+
+    def _latent_batch(self, codes: np.ndarray) -> torch.Tensor:
+        """`latent` row by row: an absent token adds an exact zero in its place, so each row's
+        sum is the one `latent` forms (same order; x + 0 is x)."""
+        q = self.mimi.quantizer
+        present = torch.from_numpy(codes >= 0).to(self.device)
+        idx = torch.from_numpy(np.maximum(codes, 0)).to(self.device)
+        out = torch.zeros(self.batch, LATENT_DIM, 1, device=self.device, dtype=self.dtype)
+        for rvq, depths in ((q.rvq_first, range(0, self.n_semantic)), (q.rvq_rest, range(self.n_semantic, self.n_q))):
+            summed = None
+            for d in depths:
+                vec = self._layers[d].decode(idx[:, d:d + 1]) * present[:, d, None, None].to(self.dtype)
+                summed = vec if summed is None else summed + vec
+            rows = present[:, list(depths)].any(dim=1)
+            if rows.any():  # a row with no codebook of the group gets exactly 0 (the projection has no bias)
+                out = out + rvq.output_proj(summed) * rows[:, None, None].to(self.dtype)
+        return out
 
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
         codes = np.asarray(tokens)

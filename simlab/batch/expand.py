@@ -80,7 +80,8 @@ NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_
                                                 ("feedback", "outage_s"): None,
                                                 ("feedback", "interval"): "fixed",
                                                 ("feedback", "session_bps"): None,
-                                                ("feedback", "reduced_minimum"): False}
+                                                ("feedback", "reduced_minimum"): False,
+                                                ("compute", "batch"): False}
 
 
 #: Only the ``wer`` metric uses ``recognizer``: a run without it is keyed with this value (the default

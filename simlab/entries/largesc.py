@@ -34,7 +34,8 @@ class LargeSCSpec(Strict):
         return self
 
 
-def build(spec: LargeSCSpec, ctx):
+def _torch(ctx) -> None:
+    """torch is there (else say what to install), with the run's intra-op threads."""
     from simlab.errors import UserError
 
     try:
@@ -42,14 +43,40 @@ def build(spec: LargeSCSpec, ctx):
     except ImportError:
         raise UserError("system largesc needs torch and moshi: pip install 'simlab[models]' and moshi==0.2.13 "
                         "--no-deps (install.sh does both)") from None
+    torch.set_num_threads(ctx.threads)
+
+
+def build(spec: LargeSCSpec, ctx):
+    _torch(ctx)
     from simlab.actors.largesc import LargeSCSystem
     from simlab.models.profiles import load_profile
 
-    torch.set_num_threads(ctx.threads)
     models = load_profile(spec.profile, device=ctx.device, seed=ctx.seed)
     return LargeSCSystem(models, quantizers=spec.quantizers, controller=spec.controller, redundant=spec.redundant,
                          concealer=spec.concealer, greedy=spec.greedy, seed=ctx.seed,
                          min_confidence=spec.min_confidence)
+
+
+def build_batch(spec: LargeSCSpec, ctx, seeds: list[int], batch_costs=None) -> list:
+    """``compute.batch``: one call per seed, all on one set of models, their model calls batched
+    (`simlab.actors.largesc_batch`); the calls' `System`s, in order."""
+    from simlab.errors import UserError
+
+    _torch(ctx)
+    from simlab.actors.largesc_batch import LargeSCGroup
+    from simlab.models.profiles import load_profile
+
+    models = load_profile(spec.profile, device=ctx.device, seed=ctx.seed)
+    if models.random_parts and len(seeds) > 1:
+        raise UserError(f"compute.batch: profile {spec.profile} has parts drawn from each call's seed "
+                        f"({', '.join(models.random_parts)}), so the calls cannot share one set of models")
+    group = LargeSCGroup(models, seeds, quantizers=spec.quantizers, controller=spec.controller,
+                         redundant=spec.redundant, concealer=spec.concealer, greedy=spec.greedy,
+                         min_confidence=spec.min_confidence, batch_costs=batch_costs)
+    return group.members
+
+
+build.batch = build_batch  # simlab.build.build_batched finds a system's batched factory here
 
 
 #: torch, moshi and the first call's working memory, once a run (measured: 0.42 GB).

@@ -1,0 +1,149 @@
+"""compute.batch: flows: N LargeSC calls on one set of models, each instant's model calls batched
+(simlab.actors.largesc_batch, simlab.sim.device): the same tokens as the calls run unbatched."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("moshi")
+
+from simlab.actors.base import Timer  # noqa: E402
+from simlab.errors import UserError  # noqa: E402
+from simlab.scenario import load_scenario  # noqa: E402
+from simlab.sim.device import BatchDevice  # noqa: E402
+from simlab.simulation import simulate  # noqa: E402
+
+BASE = {
+    "name": "batch", "seed": 3, "audio": "package:clip.wav", "duration_s": 2.0, "flows": 3,
+    "system": {"kind": "largesc", "profile": "small", "quantizers": 8, "controller": "learned", "concealer": "lm"},
+    "packetization": {"frames_per_packet": 2, "interleave": True, "redundancy": "next"},
+    "network": {"forward": {"loss": {"model": "gilbert_elliott", "loss": 0.3, "burst": 2}}},
+    "compute": {"timing": "profile", "profile": "cpu", "threads": 1},
+}
+
+
+def _run(batch: bool, **changes):
+    spec = {**BASE, **changes}
+    spec["compute"] = {**spec["compute"], "batch": batch}
+    r = simulate(load_scenario(spec), None, keep=True)
+    return r["tables"], r["summary"], r["facts"]
+
+
+def _same_run(**changes):
+    (pa, fa), sa, _ = _run(False, **changes)
+    (pb, fb), sb, facts = _run(True, **changes)
+    assert fb.equals(fa) and pb.equals(pa) and sb == sa
+    assert facts["system"]["batch_calls"] == changes.get("flows", BASE["flows"])
+    return fb
+
+
+def test_batched_calls_give_the_unbatched_tables():
+    fr = _same_run()
+    assert fr.tokens_concealed.sum() > 0 and set(fr.flow) == {0, 1, 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", [
+    {"kind": "largesc", "profile": "small", "greedy": False},  # sampling: each call its own generator
+    {"kind": "largesc", "profile": "small", "controller": "fixed", "quantizers": 6, "redundant": 2,
+     "concealer": "repeat"},
+    {"kind": "largesc", "profile": "small", "concealer": "drop", "min_confidence": 0.0},
+    {"kind": "largesc", "profile": "small", "min_confidence": 0.3},
+])
+def test_every_setting_batches_to_the_same_tables(system):
+    _same_run(system=system, flows=4)
+
+
+@pytest.mark.slow
+def test_sixteen_calls_ten_seconds_the_same_tokens():
+    fr = _same_run(flows=16, duration_s=10.0)
+    assert len(fr) == 16 * 125
+
+
+def test_calls_share_one_set_of_models_unbatched_too(monkeypatch):
+    """flows: N without batching: the calls share flow 0's models (outputs as with a set each)."""
+    from simlab.actors.largesc import LargeSCSystem
+
+    (pa, fa), sa, _ = _run(False, flows=2)
+    monkeypatch.setattr(LargeSCSystem, "sibling", lambda self, seed: None)  # a set of models per call, as before
+    (pb, fb), sb, _ = _run(False, flows=2)
+    assert fa.equals(fb) and pa.equals(pb) and sa == sb
+
+
+def test_batch_device_serves_each_instant_once():
+    dev = BatchDevice(3)
+    assert [dev.serve(1.0, 0.5) for _ in range(2)] == [(1.0, 1.5)] * 2
+    assert dev.serve(1.2, 0.5) == (1.5, 2.0)  # the next instant's batch queues behind the first
+    assert dev.serve(1.0, 0.9) == (1.0, 1.5)  # the third call of the first instant: its batch's slot
+    assert dev.busy_s == 1.0 and list(dev._slots) == [1.2]
+
+
+def test_profile_batch_entries_time_each_frame(tmp_path):
+    from simlab.latency import PROFILES_DIR
+
+    prof = yaml.safe_load((PROFILES_DIR / "cpu.yaml").read_text())
+    stages = prof["systems"]["largesc"] if "largesc" in prof["systems"] else prof["systems"]["largesc/small"]
+    stages["encoder"]["batch"] = {2: {"median_s": 0.009}, 4: {"median_s": 0.013}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(prof))
+    (_, fr), _, _ = _run(True, compute={**BASE["compute"], "profile": str(path)})  # 3 calls: interpolated
+    assert np.allclose(fr.t_encoder_s, 0.011)
+    assert np.allclose(fr.t_decoder_s, stages["decoder"]["median_s"])  # no batch entry: the per-frame one
+
+
+def test_batch_costs_interpolate_and_scale(tmp_path):
+    from simlab.latency import batch_stage_costs
+
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"systems": {"largesc": {
+        "encoder": {"median_s": 0.01, "batch": {4: {"median_s": 0.02}, 16: {"median_s": 0.05}}},
+        "decoder": {"median_s": 0.01}}}}))
+    at = lambda b: batch_stage_costs(path, "largesc/small", ("encoder", "decoder"), b)  # noqa: E731
+    assert at(4) == {"encoder": 0.02} and at(1) == {"encoder": 0.01}
+    assert at(2)["encoder"] == pytest.approx(0.01 + 0.01 / 3) and at(10)["encoder"] == pytest.approx(0.035)
+    assert at(32)["encoder"] == pytest.approx(0.1)
+    path.write_text(yaml.safe_dump({"systems": {"largesc": {"encoder": {"median_s": 0.01, "batch": {0: 1}}}}}))
+    with pytest.raises(UserError, match="encoder.batch.0: expected a batch size"):
+        at(2)
+
+
+def test_measured_batches_share_the_device():
+    """Measured: every call's frame costs its batch's time, and the calls' frames of one instant
+    start and end together on the shared device."""
+    (_, fr), _, _ = _run(True, compute={"timing": "measured", "threads": 1})
+    by = fr.groupby("frame")
+    for col in ("t_encoder_s", "t_lm_s", "t_decoder_s", "send_s", "playout_s"):
+        assert (by[col].nunique() == 1).all(), col
+    assert (fr.t_encoder_s > 0).all() and (fr.t_lm_s > 0).all()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"network": {**BASE["network"], "start_offsets": {"model": "uniform", "max_s": 0.1}}}, "start together"),
+    ({"receiver": {"jitter_buffer": {"kind": "adaptive"}}}, "fixed jitter buffer"),
+])
+def test_calls_out_of_lockstep_are_refused(changes, message):
+    with pytest.raises(Exception, match=message):
+        _run(True, **changes)
+
+
+def test_a_system_that_does_not_batch_is_refused():
+    with pytest.raises(UserError, match="does not batch"):
+        _run(True, system={"kind": "synthetic"})
+
+
+def test_a_call_asking_with_other_inputs_raises():
+    from simlab.entries.largesc import LargeSCSpec, build_batch
+    from simlab.actors.base import BuildContext
+
+    members = build_batch(LargeSCSpec(kind="largesc"), BuildContext(np.random.default_rng(0)), [1, 2])
+    group = members[0].group
+    frames = {0: np.zeros(1920, np.float32), 1: np.ones(1920, np.float32) * 0.01}
+    group.audio_of = lambda b, n: frames[b]
+    timer = Timer("profile", None)
+    members[0].transmit(0, frames[0], 0.0, timer)
+    with pytest.raises(RuntimeError, match="audio is not what its batch encoded"):
+        members[1].transmit(0, frames[0], 0.0, timer)
+    with pytest.raises(RuntimeError, match="not in lockstep"):
+        members[0].transmit(5, frames[0], 0.0, timer)
