@@ -91,22 +91,27 @@ class NullRecorder:
         pass
 
 
-def _types(record) -> dict[str, str]:
+def column_types(record) -> dict[str, str]:
     """Column -> pandas dtype, from the record's field annotations."""
     names = {"int": "int64", "float": "float64", "str": "object"}
     return {c: names[getattr(t, "__forward_arg__", t)] for c, t in record.__annotations__.items()}
 
 
 def read_table(path):
-    """packets.csv or frames.csv as a DataFrame whose columns have the types their record
-    declares (a system's own frame columns stay strings: a mask like ``22211110`` is no number)."""
+    """packets.csv or frames.csv (or the .parquet a run wrote instead, `simlab.table_file`) as a
+    DataFrame whose columns have the types their record declares (a system's own frame columns
+    stay strings: a mask like ``22211110`` is no number)."""
     import pandas as pd
 
-    path = str(path)
-    record = PacketRecord if path.endswith("packets.csv") else FrameRecord
-    header = pd.read_csv(path, nrows=0).columns
-    types = _types(record)
+    from simlab.table_file import read_parquet, table_columns, table_file
+
+    path = table_file(path)
+    record = PacketRecord if path.stem == "packets" else FrameRecord
+    header = table_columns(path)
+    types = column_types(record)
     dtypes = {c: types.get(c, "object") for c in header}
+    if path.suffix == ".parquet":
+        return read_parquet(path, dtypes)
     return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values={c: ["", "nan"] for c in header
                                                                              if types.get(c) == "float64"})
 
@@ -116,7 +121,7 @@ def frame_of(rows: list, columns: list[str], record) -> "pandas.DataFrame":  # n
     import pandas as pd
 
     df = pd.DataFrame.from_records(rows, columns=columns)
-    types = _types(record)
+    types = column_types(record)
     for c in columns:  # a system's own columns: the text a CSV cell would hold, as read_table gives it
         if c not in types:
             df[c] = [("" if v is None else str(v)) for v in df[c]]

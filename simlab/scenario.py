@@ -148,6 +148,8 @@ class Outputs(Strict):
     # true or both: forward.pcap (sender side) and receiver.pcap (receiver side); sender, receiver: one
     pcap: Union[bool, Literal["sender", "receiver", "both"]] = False
     audio: bool = True  # received.wav / reference.wav when the system makes audio
+    # packets and frames tables: csv, or parquet (pyarrow; for tables of gigabytes)
+    format: Literal["csv", "parquet"] = "csv"
 
 
 class Windows(Strict):

@@ -25,9 +25,19 @@ def check_inputs(sc: Scenario) -> None:
     _check_audio(sc)
     _check_profile(sc)
     _check_metrics(sc)
+    _check_outputs(sc)
     from simlab.run_memory import check_memory
 
     check_memory(sc)  # last: `flows` is valid, but this machine may not hold that many calls
+
+
+def _check_outputs(sc: Scenario) -> None:
+    if sc.outputs.format == "parquet":
+        import importlib.util
+
+        if importlib.util.find_spec("pyarrow") is None:
+            raise UserError("outputs.format: parquet needs pyarrow, which is not installed "
+                            "(pip install 'simlab[parquet]')")
 
 
 def input_paths(sc: Scenario) -> list[Path]:

@@ -105,7 +105,7 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
         from simlab.report.audio_out import AudioPair
 
         audio_out = AudioPair(out, system.sample_rate, system.frame_samples, getattr(system, "algorithmic_delay_samples", 0))
-    recorder = RunRecorder(out, keep, audio_out)
+    recorder = RunRecorder(out, keep, audio_out, sc.outputs.format)
     pcap = None
     if out and sc.outputs.pcap:  # true, both: forward.pcap (the sender's side) and receiver.pcap
         from simlab.report.pcap import Capture

@@ -81,7 +81,8 @@ NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {("network", "bottleneck"): "per_
                                                 ("feedback", "interval"): "fixed",
                                                 ("feedback", "session_bps"): None,
                                                 ("feedback", "reduced_minimum"): False,
-                                                ("compute", "batch"): False}
+                                                ("compute", "batch"): False,
+                                                ("outputs", "format"): "csv"}
 
 
 #: Only the ``wer`` metric uses ``recognizer``: a run without it is keyed with this value (the default

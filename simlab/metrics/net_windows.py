@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from simlab.errors import UserError
+from simlab.table_file import read_parquet, table_columns, table_file
 
 PACKET_USECOLS = {"flow": "int32", "kind": "category", "send_s": "float64", "header_bytes": "int32",
                   "payload_bytes": "int32", "lost": "int8", "late": "int8", "dropped": "int8"}
@@ -37,13 +38,17 @@ def window_grid(duration_s: float, window_s: float, hop_s: float) -> tuple[np.nd
 
 
 def read_csv(path: Path, usecols: dict[str, str], what: str) -> pd.DataFrame:
-    """``path`` with just ``usecols`` (name -> dtype); a missing file or column is a `UserError`."""
+    """``path`` with just ``usecols`` (name -> dtype); a missing file or column is a `UserError`.
+    A run that wrote Parquet has ``X.parquet`` for ``X.csv`` (`simlab.table_file`)."""
+    path = table_file(path)
     if not path.is_file():
         raise UserError(f"{path}: {what} not found")
-    header = pd.read_csv(path, nrows=0).columns
+    header = table_columns(path)
     missing = [c for c in usecols if c not in header]
     if missing:
         raise UserError(f"{path}: lacks column(s) {', '.join(missing)}")
+    if path.suffix == ".parquet":
+        return read_parquet(path, usecols, list(usecols))
     return pd.read_csv(path, usecols=list(usecols), dtype=usecols)
 
 
@@ -51,11 +56,14 @@ def read_masks(path: Path, flow: int | None = None) -> tuple[np.ndarray, np.ndar
     """(capture_s [frames], mask [frames, depths] int8 in {0,1,2}) from frames.csv's ``mask``
     column (one character per token depth), or None when the system writes no mask.
     ``flow`` keeps one flow's frames only."""
-    header = pd.read_csv(path, nrows=0).columns
-    if "mask" not in header:
+    path = table_file(path)
+    if "mask" not in table_columns(path):
         return None
-    df = pd.read_csv(path, usecols=["flow", "capture_s", "mask"],
-                     dtype={"flow": "int32", "capture_s": "float64", "mask": str}, keep_default_na=False)
+    dtypes = {"flow": "int32", "capture_s": "float64", "mask": str}
+    if path.suffix == ".parquet":
+        df = read_parquet(path, dtypes, list(dtypes))
+    else:
+        df = pd.read_csv(path, usecols=list(dtypes), dtype=dtypes, keep_default_na=False)
     if flow is not None:
         df = df[df["flow"] == flow]
     masks = df["mask"].to_numpy(dtype=str)

@@ -19,6 +19,7 @@ from simlab.metrics.net_windows import network_windows, read_csv, window_grid
 from simlab.metrics.registry import check_names, specs, run_metric
 from simlab.metrics.tokens import COLUMNS as TOKEN_COLUMNS
 from simlab.metrics.transcript import resolve_transcript
+from simlab.table_file import read_parquet, table_columns, table_file
 
 WINDOWS_FILE = "windows.csv"
 
@@ -52,10 +53,11 @@ def _read_audio(folder: Path, sc=None) -> tuple[np.ndarray, np.ndarray, int] | N
 
 def _token_frames(folder: Path) -> pd.DataFrame | None:
     """frames.csv's concealment masks (as strings) for token_accuracy, or None if absent."""
-    path = folder / "frames.csv"
-    header = pd.read_csv(path, nrows=0).columns
-    if any(c not in header for c in TOKEN_COLUMNS):
+    path = table_file(folder / "frames.csv")
+    if any(c not in table_columns(path) for c in TOKEN_COLUMNS):
         return None
+    if path.suffix == ".parquet":
+        return read_parquet(path, {c: str for c in TOKEN_COLUMNS}, list(TOKEN_COLUMNS))
     return pd.read_csv(path, usecols=list(TOKEN_COLUMNS), dtype=str, keep_default_na=False)
 
 

@@ -95,11 +95,11 @@ class SendOrder:
 
 
 class RunRecorder:
-    """``out``: the folder the CSVs go to; None with ``keep``: rows kept in memory; None
-    without: counted only. ``audio``: an `AudioPair` that gets flow 0's playout."""
+    """``out``: the folder the tables go to (``fmt`` csv or parquet); None with ``keep``: rows kept
+    in memory; None without: counted only. ``audio``: an `AudioPair` that gets flow 0's playout."""
 
-    def __init__(self, out: Path | None, keep: bool = False, audio=None):
-        self.out, self.keep, self.audio = out, keep, audio
+    def __init__(self, out: Path | None, keep: bool = False, audio=None, fmt: str = "csv"):
+        self.out, self.keep, self.audio, self.fmt = out, keep, audio, fmt
         self.packets = self._stream("packets.csv", PACKET_COLUMNS, PacketRecord)
         # Nothing kept (a benchmark of the simulation alone): no record to build or order.
         self._order = None if isinstance(self.packets, NullStream) else SendOrder(self.packets.add)
@@ -108,6 +108,11 @@ class RunRecorder:
         self.media = [0, 0, 0, 0, 0, 0]
 
     def _stream(self, name: str, columns, record):
+        if self.out is not None and self.fmt == "parquet":
+            from simlab.records import column_types
+            from simlab.report.parquetstream import ParquetStream
+
+            return ParquetStream(self.out / name.replace(".csv", ".parquet"), columns, column_types(record))
         if self.out is not None:
             return CsvStream(self.out / name, columns)
         return MemoryStream(columns, record) if self.keep else NullStream()

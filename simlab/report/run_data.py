@@ -16,6 +16,7 @@ import pandas as pd
 
 from simlab.errors import UserError
 from simlab.metrics.net_windows import network_windows, read_masks, window_grid
+from simlab.table_file import table_file
 
 RUN_FILES = ("summary.csv", "packets.csv", "frames.csv")
 
@@ -75,7 +76,7 @@ def load_run(folder: str | Path) -> RunData:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: run folder not found")
-    missing = [f for f in RUN_FILES if not (folder / f).is_file()]
+    missing = [f for f in RUN_FILES if not table_file(folder / f).is_file()]
     if missing:
         raise UserError(f"{folder}: not a finished run (no {', '.join(missing)})")
     summary = pd.read_csv(folder / "summary.csv")
