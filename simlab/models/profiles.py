@@ -256,6 +256,11 @@ def read_profile_folder(folder: Path, name: str | None = None) -> Profile:
                    source=str(folder))
 
 
+#: An LM checkpoint larger than this is built on the meta device and assigned (never twice in
+#: memory); a smaller one is built for real and copied into (faster: no torch._dynamo import).
+META_ABOVE_BYTES = 256 * 2**20
+
+
 def load_profile(name_or_folder: str, device: str = "auto", seed: int = 0) -> Models:
     """Load the models of a profile onto ``device`` ('auto', 'cpu', 'cuda[:N]'), in eval mode.
     Components without a checkpoint are random from ``seed`` (reproducibly, without touching
@@ -301,11 +306,17 @@ def _load_lm(profile: Profile, device: str, seed: int, random_parts: list[str]):
         random_parts.append("lm")
     else:
         state = load_state_dict(profile.lm_checkpoint, device=device)
-        # Built on the meta device and filled by assignment, as moshi's loader does: a 7 B
-        # model never exists twice in memory.
-        lm = lm_config.build_lm(profile.lm_kwargs, device="meta", dtype=dtype, seed=None)
         state = {k: v.to(dtype) if v.dtype.is_floating_point else v for k, v in state.items()}
-        _assign(lm, state, profile.lm_checkpoint, "lm")
+        if profile.lm_checkpoint.stat().st_size > META_ABOVE_BYTES:
+            # Built on the meta device and filled by assignment, as moshi's loader does: a 7 B
+            # model never exists twice in memory.
+            lm = lm_config.build_lm(profile.lm_kwargs, device="meta", dtype=dtype, seed=None)
+            _assign(lm, state, profile.lm_checkpoint, "lm")
+        else:
+            # A small LM is built for real and filled by copy: initialising on the meta device
+            # goes through torch's Python references, which import torch._dynamo (~1 s).
+            lm = lm_config.build_lm(profile.lm_kwargs, device=device, dtype=dtype, seed=None)
+            _load_into(lm, profile.lm_checkpoint, "lm", device, state)
     if profile.lora_adapter is not None:
         from simlab.models.lora import load_lora
 
@@ -327,8 +338,8 @@ def _load_controller(profile: Profile, device: str, seed: int, random_parts: lis
     return controller.to(device).eval()
 
 
-def _load_into(module: torch.nn.Module, path: Path, what: str, device: str) -> None:
-    state = load_state_dict(path, device=device)
+def _load_into(module: torch.nn.Module, path: Path, what: str, device: str, state: dict | None = None) -> None:
+    state = load_state_dict(path, device=device) if state is None else state
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
