@@ -97,15 +97,22 @@ def flow_child_seed(fs: np.random.SeedSequence) -> np.random.SeedSequence:
     return np.random.SeedSequence(fs.entropy, spawn_key=(*fs.spawn_key, 4), pool_size=fs.pool_size)
 
 
+def batch_factory(spec) -> Callable:
+    """The system's batched factory, ``(spec, ctx, seeds, batch_costs) -> [System per call]`` (an
+    attribute ``batch`` of its entry's factory), else `UserError`."""
+    entry = registry.system(spec)
+    build_batch = getattr(entry.factory, "batch", None)
+    if build_batch is None:
+        raise UserError(f"compute.batch: system {entry.name} does not batch calls (largesc does)")
+    return build_batch
+
+
 def build_batched(sc, ctx0: BuildContext, flow_seeds) -> list:
     """``compute.batch``: every call's system as one row of a batched group on one set of models
     (call 0 seeded as ``ctx0``, call i as its flow's own system would be)."""
     from simlab.actors.base import STAGES
 
-    entry = registry.system(sc.system)
-    build_batch = getattr(entry.factory, "batch", None)
-    if build_batch is None:
-        raise UserError(f"compute.batch: system {entry.name} does not batch calls (largesc does)")
+    build_batch = batch_factory(sc.system)
     seeds = [ctx0.seed] + [int(flow_child_seed(fs).generate_state(1)[0]) for fs in flow_seeds[1:]]
     costs = None
     if sc.compute.timing == "profile" and sc.compute.profile is not None:

@@ -69,6 +69,44 @@ def measure(spec, device: str, frames: int = 100, loss: float = 0.2, seed: int =
     return stats, used
 
 
+def measure_batch(spec, device: str, batch: int, frames: int = 100, loss: float = 0.2, seed: int = 0,
+                  threads: int = 1) -> dict:
+    """Per stage: median and p95 of one batched call's time for ``batch`` calls stepped together
+    (``compute.batch``), over ``frames`` instants after a few warm ones. Each call has its own
+    losses (independent draws at ``loss``) and its own stretch of the speech."""
+    from simlab.build import batch_factory
+
+    rng = np.random.default_rng(seed)
+    members = batch_factory(spec)(spec, BuildContext(rng, device, seed, threads), [seed + b for b in range(batch)],
+                                  None)
+    group = members[0].group
+    timer = Timer("measured", cuda=device == "cuda")
+    warm = 5
+    fs, look = members[0].frame_samples, members[0].lookahead_frames
+    speech, _ = _speech(members[0].sample_rate, (frames + warm + 2) * fs / members[0].sample_rate)
+    n_total = len(speech) // fs
+    audio = lambda b, n: speech[((n + 7 * b) % n_total) * fs:((n + 7 * b) % n_total + 1) * fs]  # noqa: E731
+    windows = [DictWindow() for _ in members]
+    group.audio_of, group.window_of = audio, lambda b, n: windows[b]
+    calls: dict[str, list[float]] = {s: [] for s in members[0].stages}
+    for n in range(n_total):
+        for b, m in enumerate(members):  # the first call runs the batch; the others read its time
+            enc = m.transmit(n, audio(b, n), loss, timer)
+            times = timer.take()
+            sent = enc.copies > 0
+            windows[b].frames[n] = Received(n, sent, sent & (rng.random(len(sent)) >= loss), enc.payload)
+        if n >= look:
+            for m, w in zip(members, windows):
+                m.receive(n - look, w, timer)
+                times.update(timer.take())
+                w.frames.pop(n - look - 2, None)
+        if n >= warm:
+            for stage, secs in times.items():
+                calls[stage].append(secs)
+    return {stage: {"median_s": float(np.median(xs)), "p95_s": float(np.percentile(xs, 95)), "calls": len(xs)}
+            for stage, xs in calls.items() if xs and stage not in timer.free_stages}
+
+
 def cpu_name() -> str:
     import os
 
@@ -126,10 +164,20 @@ def _write_profile(out: Path, data: dict) -> None:
         raise UserError(f"{out}: cannot write the latency profile ({exc.strerror or exc})") from None
 
 
-def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2, threads: int = 1) -> dict:
+def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2, threads: int = 1,
+              batch: tuple[int, ...] = ()) -> dict:
+    """Measure and write; ``batch``: batch sizes to time too (``<stage>.batch.<size>``, which
+    ``compute.batch`` runs read)."""
     check_device(device)
     check_profile_out(out)
+    if batch:
+        from simlab.build import batch_factory
+
+        batch_factory(spec)  # a system that does not batch is refused before anything is measured
     stats, used = measure(spec, device, frames, loss, threads=threads)
+    for size in sorted(set(batch)):
+        for stage, st in measure_batch(spec, device, size, frames, loss, threads=threads).items():
+            stats.setdefault(stage, {}).setdefault("batch", {})[size] = st
     data = read_profile(out) if _holds_profile(out) else {}
     data.setdefault("systems", {})
     data["device"] = device
@@ -138,6 +186,11 @@ def calibrate(spec, device: str, out: Path, frames: int = 100, loss: float = 0.2
     data["speech"] = used
     data["threads"] = threads
     # merge: stages this configuration does not time (stand-ins, see Timer.run) keep their entries
-    data["systems"][system_key(spec)] = {**data["systems"].get(system_key(spec), {}), **stats}
+    before = data["systems"].get(system_key(spec), {})
+    for stage, st in stats.items():  # batch sizes not measured now keep their entries
+        kept = before.get(stage, {}).get("batch") if isinstance(before.get(stage), dict) else None
+        if isinstance(kept, dict):
+            st["batch"] = {**kept, **st.get("batch", {})}
+    data["systems"][system_key(spec)] = {**before, **stats}
     _write_profile(out, data)
     return data

@@ -71,6 +71,7 @@ def _calibrate(args) -> int:
     # Arguments first: a bad one must not cost a model load and a measurement.
     _in_range("--frames", args.frames, 1, MAX_FRAMES)
     _in_range("--threads", args.threads, 1, MAX_THREADS)
+    sizes = _batch_sizes(args.batch)
     check_device(args.device)
     check_profile_out(Path(args.out))
     src = Path(args.system)
@@ -85,13 +86,30 @@ def _calibrate(args) -> int:
             if isinstance(exc, UserError):
                 raise
             raise UserError(f"--system: {args.system!r} is neither a scenario file nor a system mapping") from None
-    data = calibrate(spec, args.device, Path(args.out), frames=args.frames, threads=args.threads)
+    data = calibrate(spec, args.device, Path(args.out), frames=args.frames, threads=args.threads, batch=sizes)
     from simlab.build import system_key
 
     print(f"wrote {args.out}: {system_key(spec)} on {args.device}")
     for stage, st in data["systems"][system_key(spec)].items():
         print(f"  {stage:>10}  median {st['median_s'] * 1e3:8.3f} ms  p95 {st['p95_s'] * 1e3:8.3f} ms  ({st['calls']} calls)")
+        for size in sizes:
+            b = st.get("batch", {}).get(size)
+            if b:
+                print(f"  {'batch ' + str(size):>10}  median {b['median_s'] * 1e3:8.3f} ms  p95 {b['p95_s'] * 1e3:8.3f} ms")
     return 0
+
+
+def _batch_sizes(text: str | None) -> tuple[int, ...]:
+    """``--batch 4,16`` -> (4, 16); each a whole number in [1, 1024]."""
+    if not text:
+        return ()
+    try:
+        sizes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"--batch: {text!r} is not a comma-separated list of batch sizes (e.g. 4,16)") from None
+    for size in sizes:
+        _in_range("--batch", size, 1, 1024)
+    return sizes
 
 
 def _info(args) -> int:
@@ -121,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_schema)
 
     b = sub.add_parser("bench", help="benchmarks: print speed and memory numbers")
-    b.add_argument("what", nargs="?", default="network", choices=["network", "actors", "codecs", "metrics", "batch",
-                                                                  "startup", "all"])
+    b.add_argument("what", nargs="?", default="network", choices=["network", "actors", "batching", "codecs", "metrics",
+                                                                  "batch", "startup", "all"])
     b.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the benchmark)")
     b.set_defaults(fn=_bench)
 
@@ -133,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, help="profile file (YAML); an existing one gains this system")
     k.add_argument("--frames", type=int, default=100, help="frames to time (default 100)")
     k.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as runs use)")
+    k.add_argument("--batch", help="batch sizes to time too, e.g. 4,16 (compute.batch runs read them)")
     k.set_defaults(fn=_calibrate)
 
     from simlab import registry

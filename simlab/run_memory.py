@@ -10,8 +10,8 @@ it, on this project's 2-core CPU, Python 3.11, numpy 2): a synthetic or Opus cal
 (1,000 flows of 2 s: 675 MB; 3,000: 2,010 MB; 300 Opus flows: 214 MB), plus the frames each
 monitor buffers before it folds them into its histograms, about 400 B a frame up to 4,096 frames
 (100 flows of 600 s: 232 MB, 2.3 MB a call). What a system adds comes from its registry entry's
-``memory`` trait (AAC 1.3 MB a call and 100 MB once; LargeSC's small profile 107 MB a call and
-0.42 GB once for torch and moshi).
+``memory`` trait (AAC 1.3 MB a call and 100 MB once; LargeSC's small profile 21 MB a call, its
+streaming state, and 0.32 GB once for torch, moshi and the models its calls share).
 """
 from __future__ import annotations
 

@@ -147,3 +147,33 @@ def test_a_call_asking_with_other_inputs_raises():
         members[1].transmit(0, frames[0], 0.0, timer)
     with pytest.raises(RuntimeError, match="not in lockstep"):
         members[0].transmit(5, frames[0], 0.0, timer)
+
+
+def test_calibrate_batch_writes_per_batch_entries_a_run_reads(tmp_path):
+    from simlab.calibrate import calibrate
+    from simlab.entries.largesc import LargeSCSpec
+    from simlab.latency import batch_stage_costs
+
+    out = tmp_path / "p.yaml"
+    data = calibrate(LargeSCSpec(kind="largesc"), "cpu", out, frames=6, batch=(2,))
+    stages = data["systems"]["largesc/small"]
+    for stage in ("encoder", "controller", "concealer", "decoder"):
+        entry = stages[stage]["batch"][2]
+        assert entry["median_s"] > 0 and entry["calls"] == stages[stage]["calls"]  # the same instants
+    assert batch_stage_costs(out, "largesc/small", stages, 2) == {s: st["batch"][2]["median_s"]
+                                                                  for s, st in stages.items()}
+    again = calibrate(LargeSCSpec(kind="largesc"), "cpu", out, frames=6)  # a new measurement keeps batch sizes
+    assert again["systems"]["largesc/small"]["encoder"]["batch"][2] == stages["encoder"]["batch"][2]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--system", "{kind: largesc}", "--batch", "4,x"], "--batch: '4,x' is not a comma-separated list"),
+    (["--system", "{kind: largesc}", "--batch", "0"], "--batch: 0 is not in [1, 1024]"),
+    (["--system", "{kind: synthetic}", "--batch", "4"], "system synthetic does not batch calls"),
+])
+def test_calibrate_batch_refuses_bad_sizes_and_systems(tmp_path, capsys, args, message):
+    from simlab.cli import main
+
+    assert main(["calibrate", *args, "--frames", "2", "--out", str(tmp_path / "p.yaml")]) != 0
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -38,13 +38,18 @@ def run_bench(what: str, quick: bool = False) -> int:
     import os
 
     os.environ.setdefault("NO_TORCH_COMPILE", "1")
-    todo = ["network", "actors", "codecs", "metrics", "batch", "startup"] if what == "all" else [what]
+    todo = ["network", "actors", "batching", "codecs", "metrics", "batch", "startup"] if what == "all" else [what]
     for name in todo:
         if name == "network":
             from simlab.bench.network import bench_network
 
             _print("network: packets/s, real-time factor, peak memory (one process per case)",
                    bench_network(quick=quick))
+        elif name == "batching":
+            from simlab.bench.batching import bench_batching
+
+            _print("batching: flows: 16 LargeSC calls, batched vs separate runs (wall, 1 torch thread, "
+                   "compute measured)", bench_batching(16, 3.0 if quick else 10.0))
         elif name == "codecs":
             from simlab.actors.codec_bench import bench_codecs
 

@@ -79,32 +79,46 @@ def build_batch(spec: LargeSCSpec, ctx, seeds: list[int], batch_costs=None) -> l
 build.batch = build_batch  # simlab.build.build_batched finds a system's batched factory here
 
 
-#: torch, moshi and the first call's working memory, once a run (measured: 0.42 GB).
-TORCH_BYTES = 0.42e9
-#: One `small` system (Mimi, LM with LoRA, controller, streaming state): measured 107 MB a flow.
-SMALL_BYTES = 110e6
+#: torch, moshi and the first call's working memory, once a run (measured: 0.23 GB; 0.42 GB while
+#: runs imported peft and transformers).
+TORCH_BYTES = 0.23e9
+#: The `small` profile's models (Mimi, LM with LoRA, controller), once a run: the flows share them
+#: (`LargeSCSystem.sibling`, ``compute.batch``). Measured: 107 MB for one flow, less its state.
+SMALL_MODEL_BYTES = 86e6
+#: One `small` call's own state on those models (Mimi's streaming buffers, the LM's KV caches over
+#: its 3000-step context, 18 MB of it): measured 21 MB a flow (peak RSS of 17 flows less 1 flow, 2 s,
+#: batched or not; 102 MB a flow when every flow loaded its own models).
+SMALL_BYTES = 21e6
 #: moshiko: the bf16 LM (15.4 GB) and Mimi (0.39 GB) files Kyutai publishes, plus 10 % of state.
 MOSHIKO_BYTES = 1.1 * (15.4e9 + 0.39e9)
+#: moshiko's KV caches per call (not measured): keys and values, 3000 steps x 32 layers x 4096, bf16.
+MOSHIKO_STATE_BYTES = 2 * 3000 * 32 * 4096 * 2
 #: A folder profile's memory per byte of its safetensors files (small: 107 MB from 39 MB of files).
 FOLDER_RATIO = 2.7
 
 
 def memory(spec: LargeSCSpec) -> tuple[float, float]:
-    """Bytes once (torch) and per flow (each flow builds its own models), estimated without loading
-    them: measured for the small profile, from the files for a folder; 0 for what is not known."""
+    """Bytes once (torch, and the models every flow shares) and per flow (its streaming state),
+    estimated without loading the models: measured for the small profile, from the files for a
+    folder (whose per-flow state is taken as small's; a folder with a part drawn at random loads
+    that set per flow, so its models count per flow); 0 for what is not known."""
     from pathlib import Path
 
     if spec.profile == "small":
-        return TORCH_BYTES, SMALL_BYTES
+        return TORCH_BYTES + SMALL_MODEL_BYTES, SMALL_BYTES
     if spec.profile == "moshiko" or spec.profile.startswith("moshiko:"):
-        return TORCH_BYTES, MOSHIKO_BYTES
+        return TORCH_BYTES + MOSHIKO_BYTES, MOSHIKO_STATE_BYTES
     try:
         folder = Path(spec.profile).expanduser()
         files = sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
         ratio = 1.1 if (folder / "model.safetensors").is_file() else FOLDER_RATIO  # moshiko's: bf16 as stored
+        names = {f.name for f in folder.glob("*.safetensors")}
     except (OSError, RuntimeError, ValueError):  # not a folder this machine can read: the run says so
         return TORCH_BYTES, 0.0
-    return TORCH_BYTES, ratio * files
+    if not files:
+        return TORCH_BYTES, 0.0
+    shared = {"mimi.safetensors", "lm.safetensors", "controller.safetensors"} <= names or ratio == 1.1
+    return (TORCH_BYTES + ratio * files, SMALL_BYTES) if shared else (TORCH_BYTES, ratio * files + SMALL_BYTES)
 
 
 ENTRY = SystemEntry("largesc", LargeSCSpec, build, uses_torch=True, memory=memory,
