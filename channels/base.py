@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-BLOCK = 4096  # decisions drawn at once: one numpy call per block, not per packet
+BLOCK = 512  # decisions drawn at once: one numpy call per block, not per packet (512 B a link held)
 
 
 class LossModel(ABC):

@@ -1,15 +1,16 @@
 """How much memory a run needs, estimated before it starts, and whether this machine has it.
 
 `flows: 100000` passes the scenario's checks, but each call holds its own sender, receiver,
-monitor (two latency histograms of 23,000 bins) and, for a model system, its own models: such a
-run used to die with a traceback after 25 s. `check_memory` (called by `simlab check` and before
+monitor, links and, for a model system, its own streaming state: such a run used to die with a
+traceback after 25 s. `check_memory` (called by `simlab check` and before
 every run, `simlab.scenario_inputs`) refuses it in one line with the estimate.
 
 The constants are measured (peak RSS of `simlab.simulation.simulate` beyond the process before
-it, on this project's 2-core CPU, Python 3.11, numpy 2): a synthetic or Opus call takes 0.70 MB
-(1,000 flows of 2 s: 675 MB; 3,000: 2,010 MB; 300 Opus flows: 214 MB), plus the frames each
-monitor buffers before it folds them into its histograms, about 400 B a frame up to 4,096 frames
-(100 flows of 600 s: 232 MB, 2.3 MB a call). What a system adds comes from its registry entry's
+it, on this project's 2-core CPU, Python 3.11, numpy 2): a synthetic call takes 34 kB (1,000 flows
+of 2 s: 33 MB; 3,000: 100 MB; 20,000: 671 MB, so 100,000 flows fit in 3.4 GB), plus the frames each
+monitor buffers before it folds them into its histograms, about 115 B a frame up to 4,096 frames
+(100 flows of 600 s: 50 MB, 0.5 MB a call). It was 0.70 MB a call and 400 B a frame before the
+histograms kept only the bins they use and the buffers became arrays. What a system adds comes from its registry entry's
 ``memory`` trait (AAC 1.3 MB a call and 100 MB once; LargeSC's small profile 21 MB a call, its
 streaming state, and 0.32 GB once for torch, moshi and the models its calls share).
 """
@@ -22,9 +23,9 @@ from simlab import registry
 from simlab.errors import UserError
 
 #: What one call takes whatever its length (measured; see the module's docstring).
-FLOW_BYTES = 0.70e6
+FLOW_BYTES = 34e3
 #: What a call's monitor holds per frame until it folds a block of them into its statistics.
-FRAME_BYTES = 400
+FRAME_BYTES = 115
 #: The block `simlab.sim.monitor.Monitor` folds at (frames held at most per call).
 FRAMES_HELD = 4096
 #: The most frames a second any of simlab's systems makes (Opus at 20 ms): an upper bound.
@@ -64,7 +65,7 @@ def available_bytes() -> tuple[float, str] | None:
 
 
 def _gb(x: float) -> str:
-    return f"{x / 1e9:.1f} GB" if x >= 1e9 else f"{x / 1e6:.3g} MB"
+    return f"{x / 1e9:.1f} GB" if x >= 1e9 else f"{x / 1e6:.3g} MB" if x >= 1e6 else f"{x / 1e3:.3g} kB"
 
 
 def check_memory(sc) -> None:

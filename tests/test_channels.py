@@ -103,3 +103,19 @@ def test_scenario_schedule_carries_gilbert_elliott_state_by_the_registry_trait()
     sch2 = loss_schedule(sc.network.forward.model_copy(update={"schedule": sc.network.forward.schedule[:1]}),
                          np.random.default_rng(0), sc.path, "network.forward")
     assert sch2.lost(0.5) and sch2.lost(1.5)  # Bad carried into the last phase (p = 0 would start in Good)
+
+
+@pytest.mark.parametrize("make", [lambda rng: Uniform(0.2, rng),
+                                  lambda rng: GilbertElliott(0.05, 0.3, rng, 0.01, 0.8),
+                                  lambda rng: Trace(np.random.default_rng(9).random(3001) < 0.3, loop=True)])
+def test_decisions_do_not_depend_on_the_block_size(make, monkeypatch):
+    """A model draws its decisions a block at a time (memory: a block per link); the stream must be
+    the seed's whatever the block, so changing it changes no run's output."""
+    import channels.base
+
+    streams = []
+    for block in (7, 512, 4096):
+        monkeypatch.setattr(channels.base, "BLOCK", block)
+        m = make(np.random.default_rng(11))
+        streams.append(np.array([m.lost() for _ in range(9000)]))
+    assert all(np.array_equal(streams[0], s) for s in streams[1:])

@@ -43,8 +43,8 @@ class SyntheticSystem:
 
     def _draw(self) -> np.ndarray:
         if self._i >= len(self._tokens):
-            # 256 frames at a time (16 kB per flow); the stream is the same as in larger blocks
-            self._tokens = self.rng.integers(0, CARD, size=(256, N_Q))
+            # 64 frames at a time (4 kB per flow); the stream is the same as in larger blocks
+            self._tokens = self.rng.integers(0, CARD, size=(64, N_Q))
             self._i = 0
         self._i += 1
         return self._tokens[self._i - 1]
