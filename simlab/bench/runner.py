@@ -15,25 +15,6 @@ def _print(title: str, rows: list[dict]) -> None:
         print("  ".join(fmt(r.get(c, "")).rjust(width[c]) for c in cols))
 
 
-def _largesc_rtf(seconds: float) -> dict:
-    """Real-time factor of a whole `largesc` run (small profile, LM concealer, 10 % loss, compute
-    measured): simulated speech seconds per wall second, everything included."""
-    import time
-
-    from simlab.simulation import simulate
-    from simlab.scenario import parse_scenario
-
-    sc = parse_scenario({"audio": "package:clip.wav", "duration_s": seconds, "seed": 1,
-                         "system": {"kind": "largesc", "profile": "small"},
-                         "network": {"forward": {"loss": {"model": "uniform", "p": 0.1}}},
-                         "compute": {"timing": "measured", "device": "auto"}})
-    t0 = time.perf_counter()
-    r = simulate(sc, None)
-    wall = time.perf_counter() - t0
-    return {"system": "largesc/small", "device": r["facts"]["device"], "speech_s": seconds, "wall_s": wall,
-            "realtime_factor": seconds / wall, "latency_mean_s": r["summary"]["latency_mean_s"]}
-
-
 def run_bench(what: str, quick: bool = False) -> int:
     import os
 
@@ -61,7 +42,15 @@ def run_bench(what: str, quick: bool = False) -> int:
 
             torch.set_num_threads(1)  # as runs use it (compute.threads)
             _print("actors: time per 80 ms frame (1 torch thread)", bench_actors(frames=10 if quick else 20))
-            _print("actors: a whole largesc run, measured compute", [_largesc_rtf(5.0 if quick else 20.0)])
+            from simlab.bench.largesc_run import largesc_call
+
+            # rtf = wall seconds per speech second (below 1: faster than real time); issue 17: <= 0.5
+            row = largesc_call(10.0 if quick else 60.0)
+            top = [] if quick else largesc_call(60.0, profile=True)["profile"]  # apart: the profiler slows it
+            _print("actors: a whole largesc call in a fresh process on one core (compute measured, metrics off; "
+                   "rtf_wall: whole process / speech, rtf_call: without imports and model loading)", [row])
+            if top:
+                _print("actors: where the call's time goes (cProfile, by self time; slower under the profiler)", top)
         elif name == "metrics":
             from simlab.metrics import bench_metrics
 
@@ -77,4 +66,8 @@ def run_bench(what: str, quick: bool = False) -> int:
             repeats = 3 if quick else 5
             _print(f"startup: wall seconds of whole processes, median of {repeats} after a warm-up "
                    f"(simlab: {' '.join(simlab_command())})", bench_startup(repeats=repeats))
+            from simlab.bench.default_run import bench_default
+
+            _print("startup: the default scenario (README's first command), whole processes, then one run taken "
+                   "apart (metrics scored serially there)", bench_default(repeats=1 if quick else 3))
     return 0
