@@ -56,7 +56,10 @@ def _check(args) -> int:
 def _bench(args) -> int:
     from simlab.bench import run_bench
 
-    return run_bench(args.what, quick=args.quick)
+    net = {"against": args.against, "fmt": args.format, "memory": args.memory}
+    if args.what not in ("network", "all") and (args.against or args.format != "csv" or args.memory):
+        raise UserError("--against, --format and --memory apply to `simlab bench network` only")
+    return run_bench(args.what, quick=args.quick, network=net)
 
 
 def _in_range(flag: str, value: int, lo: int, hi: int) -> None:
@@ -142,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("what", nargs="?", default="network", choices=["network", "actors", "batching", "codecs", "metrics",
                                                                   "batch", "startup", "all"])
     b.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the benchmark)")
+    b.add_argument("--against", choices=["nspy"], help="network: run ns.py's reference topology too, print ratios")
+    b.add_argument("--format", default="csv", choices=["csv", "parquet"], help="network: the record format")
+    b.add_argument("--memory", action="store_true", help="network: peak memory vs duration and per idle flow")
     b.set_defaults(fn=_bench)
 
     k = sub.add_parser("calibrate", help="measure a system's stages on a device; write a latency profile")

@@ -15,17 +15,17 @@ def _print(title: str, rows: list[dict]) -> None:
         print("  ".join(fmt(r.get(c, "")).rjust(width[c]) for c in cols))
 
 
-def run_bench(what: str, quick: bool = False) -> int:
+def run_bench(what: str, quick: bool = False, network: dict | None = None) -> int:
+    """``network``: `run_network`'s options (against, fmt, memory)."""
     import os
 
     os.environ.setdefault("NO_TORCH_COMPILE", "1")
     todo = ["network", "actors", "batching", "codecs", "metrics", "batch", "startup"] if what == "all" else [what]
     for name in todo:
         if name == "network":
-            from simlab.bench.network import bench_network
+            from simlab.bench.network import run_network
 
-            _print("network: packets/s, real-time factor, peak memory (one process per case)",
-                   bench_network(quick=quick))
+            run_network(_print, quick=quick, **(network or {}))
         elif name == "batching":
             from simlab.bench.batching import bench_batching
 

@@ -1,0 +1,63 @@
+"""`simlab bench network`'s runners on tiny cases: the packet counts the reference topology implies
+(a packet every 160 ms: 0.1 h is 2,250 per flow), on simlab's side and ns.py's, and the CLI's
+refusals. Counts only: speed is the benchmark's business, never a test's."""
+import pytest
+
+from simlab.bench import network
+from simlab.bench.nspy_ref import available
+from simlab.cli import main
+
+NSPY_MISSING = available()
+
+
+def test_simlab_runner_counts_the_reference_packets():
+    row = network.simlab_case(2, 0.1)
+    assert row["packets"] == 2 * 2250
+    assert row["reports"] == 2 * 3600          # one report per 100 ms per flow
+    assert row["disk_mb"] > 0 and row["peak_rss_mb"] > 0
+
+
+def test_scenario_format_only_when_not_csv():
+    assert "outputs" not in network.scenario(1, 10.0)
+    assert network.scenario(1, 10.0, "parquet")["outputs"] == {"format": "parquet"}
+    tcp = network.scenario(1, 10.0, tcp=True)
+    assert tcp["network"]["forward"]["loss"]["p"] == 0.0
+    assert network.SCENARIO["network"]["forward"]["loss"]["p"] == 0.1   # the template is untouched
+
+
+@pytest.mark.skipif(NSPY_MISSING is not None, reason=f"ns.py runner: {NSPY_MISSING}")
+def test_nspy_runner_counts_the_reference_packets():
+    from simlab.bench.nspy_ref import run_reference
+
+    row = run_reference(3, 360.0)
+    assert row["packets"] == 3 * 2250
+    # 10 % i.i.d. loss: 6,750 packets, 675 lost on average (sd ~25)
+    assert 0.85 * 6750 < row["received"] < 0.95 * 6750
+    again = run_reference(3, 360.0)
+    assert again["received"] == row["received"]   # seeded from the bench's seed
+    assert network.nspy_case(1, 0.1)["packets"] == 2250   # and in a fresh process
+
+
+@pytest.mark.skipif(NSPY_MISSING is not None, reason=f"ns.py runner: {NSPY_MISSING}")
+def test_tcp_case_counts_what_entered_the_bottleneck():
+    from simlab.bench.nspy_ref import run_tcp
+
+    n = run_tcp(1, 5.0)
+    assert n["speech_packets"] == round(5.0 / 0.16)
+    assert n["tcp_packets"] > 100              # 1 Mbit/s of 512-byte segments: ~244/s once going
+    s = network.simlab_case(1, 5.0 / 3600, tcp=True)
+    assert s["speech_packets"] == round(5.0 / 0.16)
+    assert s["packets"] > s["speech_packets"] + 100
+
+
+def test_against_nspy_is_skipped_in_one_line_without_nspy(monkeypatch, capsys):
+    import simlab.bench.nspy_ref as ref
+
+    monkeypatch.setattr(ref, "available", lambda: "ns.py is not installed (test)")
+    network.run_network(lambda title, rows: pytest.fail("nothing should run"), quick=True, against="nspy")
+    assert capsys.readouterr().out.strip() == "network --against nspy: skipped: ns.py is not installed (test)"
+
+
+def test_cli_refuses_network_options_elsewhere(capsys):
+    assert main(["bench", "codecs", "--memory"]) != 0
+    assert "apply to `simlab bench network` only" in capsys.readouterr().err
