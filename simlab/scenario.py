@@ -207,6 +207,9 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _batch(self):
         if self.compute.batch:  # the batched calls step in lockstep (simlab.sim.device)
+            kind = getattr(self.system, "kind", None)
+            if kind is not None and getattr(registry.system(self.system).factory, "batch", None) is None:
+                raise ValueError(f"compute.batch: system {kind} does not batch calls (largesc does)")
             net = self.network
             if net is not None and not isinstance(net, dict) and net.start_offsets is not None:
                 raise ValueError("compute.batch: the calls must start together (leave network.start_offsets out)")

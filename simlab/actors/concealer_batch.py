@@ -45,6 +45,23 @@ class BatchLMConcealer:
         self._semantic_prev = np.full(self.batch, MISSING, dtype=np.int64)
         self._acoustic_prev2 = np.full((self.batch, self.n_q - 1), MISSING, dtype=np.int64)
 
+    def limit_context(self, steps: int) -> None:
+        """Size the temporal transformer's KV caches for ``steps`` steps when that is fewer than
+        its context (before the first step). Why: moshi attends over the whole cache, filled or
+        not, and at batch B the empty part of a 3000-step cache costs more than the model
+        (memory traffic B x 3000 x dim per layer and step); positions never written are masked,
+        so what a step attends to is the same."""
+        from moshi.modules.transformer import RingKVCache
+
+        if self._n:
+            raise RuntimeError("BatchLMConcealer.limit_context: the stream has started")
+        for state in self._state.values():
+            kv = getattr(state, "kv_cache", None)
+            if kv is not None and isinstance(kv, RingKVCache) and steps < kv.capacity:
+                _, b, heads, _, dim = kv.cache.shape
+                state.kv_cache = RingKVCache(b, heads, dim, int(steps), kv.respect_exec_mask,
+                                             kv.cache.device, kv.cache.dtype)
+
     def step(self, semantic: np.ndarray, acoustic_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Step n of every row: ``semantic`` [B] = x_{n,0}, ``acoustic_prev`` [B, n_q-1] =
         x_{n-1,1..} (-1 where missing). Returns (x̂_{n,0} [B], x̂_{n-1,1..} [B, n_q-1])."""

@@ -80,6 +80,12 @@ class LargeSCGroup:
         self._acoustic_hat: dict[int, np.ndarray] = {}
         self.batches = {"tx": 0, "rx": 0}  # batched calls run (tests, benchmarks)
 
+    def expect_frames(self, n_frames: int) -> None:
+        """The calls last ``n_frames`` frames: the LM's KV caches need hold no more steps than that
+        (+2: the release of the last frame runs one step beyond it)."""
+        if self.concealer_kind == "lm":
+            self.lm.limit_context(n_frames + 2)
+
     # -- sender ----------------------------------------------------------------------------
     def transmit(self, row: int, frame: int, audio, p_hat: float, timer: Timer) -> Encoded:
         if audio is None:

@@ -53,5 +53,8 @@ def share_compute(group, flows: list) -> None:
     tx, rx = BatchDevice(len(flows)), BatchDevice(len(flows))
     for f in flows:
         f.sender.device, f.receiver.device = tx, rx
+    expect = getattr(group, "expect_frames", None)
+    if expect is not None:  # the group may size its state for the calls' length
+        expect(max(f.receiver.n_frames for f in flows))
     group.audio_of = lambda b, n: flows[b].sender.audio(n)
     group.window_of = lambda b, n: ReceiverWindow(flows[b].receiver, n)
