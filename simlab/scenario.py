@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field, ValidationError, create_model, model
 from simlab import registry
 from simlab.errors import UserError
 from simlab.scenario_bottleneck import Bottleneck, BottleneckSpec, Offsets, check_calls
+from simlab.scenario_compute import check_batch
 from simlab.scenario_bounds import (
     MAX_BANDWIDTH_BPS, MAX_DELAY_S, MAX_DURATION_S, MAX_NAME_CHARS, MAX_THREADS, MIN_BANDWIDTH_BPS, MIN_HOP_S,
     MIN_INTERVAL_S, Delay, Instant, Prob, _ge, _gt, _in)
@@ -206,16 +207,7 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _batch(self):
-        if self.compute.batch:  # the batched calls step in lockstep (simlab.sim.device)
-            kind = getattr(self.system, "kind", None)
-            if kind is not None and getattr(registry.system(self.system).factory, "batch", None) is None:
-                raise ValueError(f"compute.batch: system {kind} does not batch calls (largesc does)")
-            net = self.network
-            if net is not None and not isinstance(net, dict) and net.start_offsets is not None:
-                raise ValueError("compute.batch: the calls must start together (leave network.start_offsets out)")
-            if self.receiver.jitter_buffer.kind != "fixed":
-                raise ValueError("compute.batch: needs the fixed jitter buffer (an adaptive one releases each "
-                                 "call's frames at its own times)")
+        check_batch(self)  # compute.batch: the calls in lockstep, a system that batches
         return self
 
     @model_validator(mode="after")
