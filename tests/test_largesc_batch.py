@@ -177,3 +177,36 @@ def test_calibrate_batch_refuses_bad_sizes_and_systems(tmp_path, capsys, args, m
     assert main(["calibrate", *args, "--frames", "2", "--out", str(tmp_path / "p.yaml")]) != 0
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_rows_decode_what_separate_calls_decode():
+    """Actor level, no simulation: 4 batched calls against 4 systems of their own on the same models,
+    each call its own speech and losses: the same tokens and masks, the same audio to float rounding
+    (a token decoded differently would move the audio by far more)."""
+    from simlab.actors.base import BuildContext, DictWindow, Received
+    from simlab.actors.largesc import LargeSCSystem
+    from simlab.audio import SHIPPED_CLIP, read_audio
+    from simlab.entries.largesc import LargeSCSpec, build_batch
+
+    B, frames, fs = 4, 24, 1920
+    clip = read_audio(SHIPPED_CLIP)
+    members = build_batch(LargeSCSpec(kind="largesc"), BuildContext(np.random.default_rng(0)), [5, 6, 7, 8])
+    group = members[0].group
+    alone = [LargeSCSystem(group.models, seed=s) for s in (5, 6, 7, 8)]
+    audio = lambda b, n: clip[(n + 9 * b) * fs:(n + 9 * b + 1) * fs]  # noqa: E731
+    windows = [DictWindow() for _ in range(B)]
+    group.audio_of, group.window_of = audio, lambda b, n: windows[b]
+    rng, timer = np.random.default_rng(1), Timer("profile", None)
+    worst = 0.0
+    for n in range(frames):
+        for b in range(B):
+            enc, ref = members[b].transmit(n, audio(b, n), 0.2, timer), alone[b].transmit(n, audio(b, n), 0.2, timer)
+            assert np.array_equal(enc.payload, ref.payload) and np.array_equal(enc.copies, ref.copies)
+            sent = enc.copies > 0
+            windows[b].frames[n] = Received(n, sent, sent & (rng.random(8) >= 0.4), enc.payload)
+        if n >= 1:
+            for b in range(B):
+                got, want = members[b].receive(n - 1, windows[b], timer), alone[b].receive(n - 1, windows[b], timer)
+                assert got.info == want.info and got.concealed == want.concealed
+                worst = max(worst, float(np.abs(got.audio - want.audio).max()))
+    assert worst < 1e-4, worst
