@@ -89,12 +89,16 @@ def small_mimi_kwargs() -> dict:
 def build_mimi(kwargs: dict | None = None, device: str | torch.device = "cpu"):
     """moshi's `MimiModel` from ``kwargs`` (None: the full-size configuration), in eval mode with
     8 active codebooks. Parameters come from torch's default initialisers; the codebooks are
-    zeros until weights are loaded or `randomize_codebooks` fills them."""
+    zeros until weights are loaded or `randomize_codebooks` fills them. The codebooks search
+    with `simlab.models.codebook.FastEuclideanCodebook` (the same tokens, faster)."""
     from moshi.models import loaders
+
+    from simlab.models.codebook import use_fast_codebooks
 
     mimi = loaders.get_mimi(None, copy.deepcopy(kwargs) if kwargs is not None else None,
                             device=device, num_codebooks=N_Q)
     check_mimi(mimi)
+    use_fast_codebooks(mimi)
     return mimi
 
 
