@@ -37,10 +37,10 @@ class BatchLMConcealer:
         self.reset()
 
     def reset(self) -> None:
-        with torch.no_grad():
-            stack = self.lm.streaming(self.batch)
-            self._state = self.lm.get_streaming_state()
-            stack.close()  # moshi's states do nothing on exit: the state stays ours
+        """A new stream for every row; the state (KV caches) is made at the first step, sized by
+        `limit_context` when that came first."""
+        self._state = None
+        self._steps: int | None = getattr(self, "_steps", None)
         self._n = 0
         self._semantic_prev = np.full(self.batch, MISSING, dtype=np.int64)
         self._acoustic_prev2 = np.full((self.batch, self.n_q - 1), MISSING, dtype=np.int64)
@@ -49,18 +49,30 @@ class BatchLMConcealer:
         """Size the temporal transformer's KV caches for ``steps`` steps when that is fewer than
         its context (before the first step). Why: moshi attends over the whole cache, filled or
         not, and at batch B the empty part of a 3000-step cache costs more than the model
-        (memory traffic B x 3000 x dim per layer and step); positions never written are masked,
-        so what a step attends to is the same."""
-        from moshi.modules.transformer import RingKVCache
-
+        (memory traffic B x 3000 x dim per layer and step; B x 18 MB of memory); positions never
+        written are masked, so what a step attends to is the same."""
         if self._n:
             raise RuntimeError("BatchLMConcealer.limit_context: the stream has started")
-        for state in self._state.values():
-            kv = getattr(state, "kv_cache", None)
-            if kv is not None and isinstance(kv, RingKVCache) and steps < kv.capacity:
-                _, b, heads, _, dim = kv.cache.shape
-                state.kv_cache = RingKVCache(b, heads, dim, int(steps), kv.respect_exec_mask,
-                                             kv.cache.device, kv.cache.dtype)
+        self._steps, self._state = int(steps), None
+
+    def _make_state(self) -> dict:
+        # moshi sizes a KV cache by its attention's `context` when the state is made: lower it for
+        # that moment only (the attention's mask keeps reading the real context afterwards)
+        lowered = [m for m in self.lm.transformer.modules()
+                   if self._steps is not None and isinstance(getattr(m, "context", None), int)
+                   and m.context > self._steps]
+        saved = [m.context for m in lowered]
+        try:
+            for m in lowered:
+                m.context = self._steps
+            with torch.no_grad():
+                stack = self.lm.streaming(self.batch)
+                state = self.lm.get_streaming_state()
+                stack.close()  # moshi's states do nothing on exit: the state stays ours
+        finally:
+            for m, c in zip(lowered, saved):
+                m.context = c
+        return state
 
     def step(self, semantic: np.ndarray, acoustic_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Step n of every row: ``semantic`` [B] = x_{n,0}, ``acoustic_prev`` [B, n_q-1] =
@@ -76,6 +88,8 @@ class BatchLMConcealer:
         # deepest of all (later depths do not change earlier ones: the depth transformer is causal)
         depth = int(np.max(np.where(missing.any(axis=1), given.shape[1] - np.argmax(missing[:, ::-1], axis=1), 0)))
         out = given.copy()
+        if self._state is None:
+            self._state = self._make_state()
         with torch.no_grad():
             context = self._temporal_context(n)
             if depth:
