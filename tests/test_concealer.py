@@ -225,3 +225,50 @@ def test_lm_configs():
     assert torch.equal(torch.random.get_rng_state(), before)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
     assert not a.training
+
+
+def test_kv_caches_sized_to_the_call_give_the_same_steps(lm):
+    """limit_context: caches for the call's steps instead of the LM's whole context, the same
+    tokens and (to float rounding) the same logits; the size survives reset; a started stream refuses."""
+    rng = np.random.default_rng(7)
+    codes = _codes(7, 40)
+    received = np.where(rng.random(codes.shape) < 0.3, MISSING, codes)
+    full = LMConcealer(lm, record_logits=True)
+    short = LMConcealer(lm, record_logits=True)
+    short.limit_context(42)
+    assert _cache_steps(short) == 42 < _cache_steps(full) == lm.transformer.layers[0].self_attn.context
+    for n in range(41):
+        semantic = received[n, 0] if n < 40 else MISSING
+        acoustic = received[n - 1, 1:] if n > 0 else np.full(N_Q - 1, MISSING)
+        a, b = full.step(semantic, acoustic), short.step(semantic, acoustic)
+        assert a[0] == b[0] and np.array_equal(a[1], b[1])
+        torch.testing.assert_close(full.last_logits, short.last_logits, rtol=1e-5, atol=1e-5, equal_nan=True)
+    with pytest.raises(RuntimeError, match="started"):
+        short.limit_context(10)
+    short.reset()
+    assert _cache_steps(short) == 42
+
+
+def _cache_steps(concealer) -> int:
+    """The longest KV cache in a concealer's state, in steps ([2, B, heads, steps, dim] tensors)."""
+    return max(v.shape[-2] for v in _tensors(concealer._state) if v.dim() == 5)
+
+
+def _tensors(state) -> list:
+    """Every tensor in a moshi streaming state (nested dataclasses, dicts)."""
+    import dataclasses
+
+    out, todo = [], [state]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, torch.Tensor):
+            out.append(x)
+        elif isinstance(x, dict):
+            todo += list(x.values())
+        elif isinstance(x, (list, tuple)):
+            todo += list(x)
+        elif dataclasses.is_dataclass(x):
+            todo += [getattr(x, f.name) for f in dataclasses.fields(x)]
+        elif hasattr(x, "__dict__"):
+            todo += list(vars(x).values())
+    return out

@@ -105,6 +105,8 @@ class System(Protocol):
     # Optional: samples the decoded stream lags the input (codec look-ahead); 0 when absent. The
     # simulation adds it to the latency and advances received.wav by it.
     # algorithmic_delay_samples: int
+    # Optional: expect_frames(n) is called once before the call starts with its length in frames
+    # (LargeSC sizes its LM's KV caches by it).
 
     def transmit(self, frame: int, audio: np.ndarray | None, p_hat: float, timer: "Timer") -> Encoded:
         ...

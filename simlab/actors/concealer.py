@@ -87,18 +87,21 @@ class LMConcealer:
         if unmerged:
             raise RuntimeError(f"LMConcealer: the LM holds unmerged LoRA layers ({unmerged[0]}, ...); "
                                "merge them first (merge_and_unload, as load_lora does)")
-        with torch.no_grad():
-            try:
-                stack = self.lm.streaming(1)
-            except Exception:
-                self.lm._stop_streaming()  # moshi leaves a half-started state behind otherwise
-                raise
-            self._state = self.lm.get_streaming_state()
-            stack.close()
+        self._state = streaming_state(self.lm, 1, getattr(self, "_steps", None))
         self._n = 0
         self._semantic_prev: int = MISSING  # x̂_{n-1,0}
         self._acoustic_prev2 = np.full(self.n_q - 1, MISSING, dtype=np.int64)  # x̂_{n-2,1..}
         self.last_logits = None
+
+    def limit_context(self, steps: int) -> None:
+        """Size the temporal transformer's KV caches for a stream of ``steps`` steps when that is
+        fewer than its context (before the first step; `reset` keeps the size). Why: moshi attends
+        over the whole cache, filled or not: a 60 s call (752 steps) paid for 3000. Positions never
+        written are masked, so what a step attends to is the same (tested: same tokens)."""
+        if self._n:
+            raise RuntimeError("LMConcealer.limit_context: the stream has started")
+        self._steps = int(steps)
+        self._state = streaming_state(self.lm, 1, self._steps)
 
     def step(self, semantic: int, acoustic_prev: np.ndarray) -> tuple[int, np.ndarray]:
         """LM step n: ``semantic`` = x_{n,0} (-1 if missing), ``acoustic_prev`` = x_{n-1,1..n_q-1}
@@ -172,6 +175,32 @@ class LMConcealer:
             return int(torch.argmax(logits).item())
         probs = torch.softmax(logits.float(), dim=-1).to(self.generator.device)
         return int(torch.multinomial(probs, 1, generator=self.generator).item())
+
+
+def streaming_state(lm, batch: int, steps: int | None = None) -> dict:
+    """A new streaming state (KV caches) of ``lm`` for ``batch`` rows, detached from the LM so that
+    other users of the same LM are not disturbed between steps (moshi's states do nothing on exit:
+    closing the context keeps them intact). ``steps``: the stream's length; moshi sizes a cache by
+    its attention's ``context`` when the state is made, so that is lowered to ``steps`` for that
+    moment only (the attention's mask keeps reading the real context afterwards)."""
+    lowered = [m for m in lm.transformer.modules()
+               if steps is not None and isinstance(getattr(m, "context", None), int) and m.context > steps]
+    saved = [m.context for m in lowered]
+    try:
+        for m in lowered:
+            m.context = steps
+        with torch.no_grad():
+            try:
+                stack = lm.streaming(batch)
+            except Exception:
+                lm._stop_streaming()  # moshi leaves a half-started state behind otherwise
+                raise
+            state = lm.get_streaming_state()
+            stack.close()
+    finally:
+        for m, c in zip(lowered, saved):
+            m.context = c
+    return state
 
 
 class RepeatConcealer:

@@ -14,7 +14,7 @@ os.environ.setdefault("NO_TORCH_COMPILE", "1")  # moshi compiles on first call o
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from simlab.actors.concealer import MISSING, LMConcealer  # noqa: E402
+from simlab.actors.concealer import MISSING, LMConcealer, streaming_state  # noqa: E402
 
 
 class BatchLMConcealer:
@@ -56,23 +56,7 @@ class BatchLMConcealer:
         self._steps, self._state = int(steps), None
 
     def _make_state(self) -> dict:
-        # moshi sizes a KV cache by its attention's `context` when the state is made: lower it for
-        # that moment only (the attention's mask keeps reading the real context afterwards)
-        lowered = [m for m in self.lm.transformer.modules()
-                   if self._steps is not None and isinstance(getattr(m, "context", None), int)
-                   and m.context > self._steps]
-        saved = [m.context for m in lowered]
-        try:
-            for m in lowered:
-                m.context = self._steps
-            with torch.no_grad():
-                stack = self.lm.streaming(self.batch)
-                state = self.lm.get_streaming_state()
-                stack.close()  # moshi's states do nothing on exit: the state stays ours
-        finally:
-            for m, c in zip(lowered, saved):
-                m.context = c
-        return state
+        return streaming_state(self.lm, self.batch, self._steps)
 
     def step(self, semantic: np.ndarray, acoustic_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Step n of every row: ``semantic`` [B] = x_{n,0}, ``acoustic_prev`` [B, n_q-1] =

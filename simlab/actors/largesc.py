@@ -82,6 +82,12 @@ class LargeSCSystem:
         return LargeSCSystem(self.models, self.quantizers, self.controller_kind, self.redundant,
                              self.concealer_kind, self.greedy, seed, self.min_confidence)
 
+    def expect_frames(self, n_frames: int) -> None:
+        """The call lasts ``n_frames`` frames (before it starts): the LM's KV caches need hold no
+        more steps than that (+2: the release of the last frame runs one step beyond it)."""
+        if self.concealer_kind == "lm":
+            self.concealer.limit_context(n_frames + 2)
+
     def reset(self) -> None:
         """Start a new stream on both sides."""
         self.codec.reset()

@@ -58,6 +58,9 @@ class Flow:
                                      params.headers, second_copies=getattr(system, "sends_second_copies", True))
         self.sender = Sender(env, system, self.packetizer, params.n_frames, audio, tx_timer, self.monitor,
                              self.feedback)
+        expect = getattr(system, "expect_frames", None)
+        if expect is not None:  # optional: a system may size its state for the call's length
+            expect(params.n_frames)
         lookahead = system.lookahead_frames + self.packetizer.lookahead_frames
         playout = None
         if params.adaptive_playout is not None:
