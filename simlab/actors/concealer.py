@@ -156,12 +156,7 @@ class LMConcealer:
                 tokens[0, c, 0] = self._semantic_prev
             elif 2 <= c <= self.n_q:
                 tokens[0, c, 0] = int(self._acoustic_prev2[c - 2])
-        lm.set_streaming_state(self._state)
-        try:
-            context, _ = lm.forward_text(tokens)
-        finally:
-            lm.set_streaming_state(dict.fromkeys(self._state))
-        return context
+        return temporal_step(lm, self._state, tokens)
 
     def _tensor(self, token: int) -> torch.Tensor:
         return torch.tensor([[[token]]], dtype=torch.long, device=self.device)
@@ -201,6 +196,17 @@ def streaming_state(lm, batch: int, steps: int | None = None) -> dict:
         for m, c in zip(lowered, saved):
             m.context = c
     return state
+
+
+def temporal_step(lm, state: dict, tokens: torch.Tensor) -> torch.Tensor:
+    """One step of the temporal transformer on ``tokens`` [B, streams, 1] with ``state`` attached to
+    ``lm`` for the step only (other users of the LM keep theirs); its output [B, 1, dim]."""
+    lm.set_streaming_state(state)
+    try:
+        context, _ = lm.forward_text(tokens)
+    finally:
+        lm.set_streaming_state(dict.fromkeys(state))
+    return context
 
 
 class RepeatConcealer:

@@ -14,7 +14,7 @@ os.environ.setdefault("NO_TORCH_COMPILE", "1")  # moshi compiles on first call o
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from simlab.actors.concealer import MISSING, LMConcealer, streaming_state  # noqa: E402
+from simlab.actors.concealer import MISSING, LMConcealer, streaming_state, temporal_step  # noqa: E402
 
 
 class BatchLMConcealer:
@@ -101,12 +101,7 @@ class BatchLMConcealer:
                 tokens[:, c, 0] = torch.from_numpy(self._semantic_prev)
             elif 2 <= c <= self.n_q:
                 tokens[:, c, 0] = torch.from_numpy(self._acoustic_prev2[:, c - 2])
-        lm.set_streaming_state(self._state)
-        try:
-            context, _ = lm.forward_text(tokens)
-        finally:
-            lm.set_streaming_state(dict.fromkeys(self._state))
-        return context
+        return temporal_step(lm, self._state, tokens)
 
     def _predict(self, logits: torch.Tensor, rows: np.ndarray) -> np.ndarray:
         """Tokens for the missing positions of ``rows`` (as `LMConcealer._predict`, row by row)."""

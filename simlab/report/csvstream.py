@@ -9,6 +9,7 @@ from typing import Sequence
 
 
 def _cell(v):
+    """A summary cell (simulation.write_summary): NaN and None empty, floats in their shortest exact form."""
     if v is None:
         return ""
     if isinstance(v, float):
@@ -20,13 +21,11 @@ def _cell(v):
     return v
 
 
-class CsvStream:
-    def __init__(self, path: str | Path, columns: Sequence[str], buffer_rows: int = 8192):
-        self.path = Path(path)
-        self.columns = list(columns)
-        self._fh = open(self.path, "w", newline="")
-        self._w = csv.writer(self._fh, lineterminator="\n")
-        self._w.writerow(self.columns)
+class RowStream:
+    """Rows buffered, ``buffer_rows`` at a time, and handed to ``_write`` in order (a long run's
+    memory stays flat); ``count`` the rows written."""
+
+    def __init__(self, buffer_rows: int):
         self._rows: list = []
         self._buffer_rows = buffer_rows
         self.count = 0
@@ -38,11 +37,27 @@ class CsvStream:
 
     def flush(self) -> None:
         if self._rows:
-            # Rows hold ints, strings and floats only: csv writes floats in their shortest exact
-            # form (repr), NaN as 'nan', None as an empty cell.
-            self._w.writerows(self._rows)
+            self._write(self._rows)
             self.count += len(self._rows)
             self._rows.clear()
+
+    def _write(self, rows: list) -> None:
+        raise NotImplementedError
+
+
+class CsvStream(RowStream):
+    def __init__(self, path: str | Path, columns: Sequence[str], buffer_rows: int = 8192):
+        super().__init__(buffer_rows)
+        self.path = Path(path)
+        self.columns = list(columns)
+        self._fh = open(self.path, "w", newline="")
+        self._w = csv.writer(self._fh, lineterminator="\n")
+        self._w.writerow(self.columns)
+
+    def _write(self, rows: list) -> None:
+        # Rows hold ints, strings and floats only: csv writes floats in their shortest exact
+        # form (repr), NaN as 'nan', None as an empty cell.
+        self._w.writerows(rows)
 
     def close(self) -> None:
         self.flush()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from simlab.errors import UserError
+from simlab.report.csvstream import RowStream
 
 
 def _pyarrow():
@@ -22,11 +23,12 @@ def _pyarrow():
     return pa, pq
 
 
-class ParquetStream:
+class ParquetStream(RowStream):
     """``types``: column -> pandas dtype (int64, float64; anything else is text)."""
 
     def __init__(self, path: str | Path, columns: Sequence[str], types: Mapping[str, str],
                  buffer_rows: int = 65_536):
+        super().__init__(buffer_rows)
         pa, pq = _pyarrow()
         self._pa = pa
         self.path = Path(path)
@@ -35,27 +37,15 @@ class ParquetStream:
         self._types = [arrow.get(types.get(c, "object"), pa.string()) for c in self.columns]
         self._schema = pa.schema(list(zip(self.columns, self._types)))
         self._writer = pq.ParquetWriter(str(self.path), self._schema, compression="zstd")
-        self._rows: list = []
-        self._buffer_rows = buffer_rows
-        self.count = 0
 
-    def add(self, row: Sequence) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= self._buffer_rows:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._rows:
-            return
+    def _write(self, rows: list) -> None:
         pa = self._pa
         arrays = []
-        for values, t in zip(zip(*self._rows), self._types):
+        for values, t in zip(zip(*rows), self._types):
             if t == pa.string():
                 values = ["" if v is None else str(v) for v in values]
             arrays.append(pa.array(values, type=t))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
-        self.count += len(self._rows)
-        self._rows.clear()
 
     def close(self) -> None:
         if not self._rows and self.count == 0:  # an empty table still has its columns
