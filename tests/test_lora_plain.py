@@ -8,19 +8,14 @@ import torch
 
 from simlab.models import lm_config, profiles
 from simlab.models.checkpoint import load_state_dict
-from simlab.models.lm_config import build_lm, small_lm_kwargs
-from simlab.models.lora import _merge_plain, add_lora, load_lora, save_lora
+from simlab.models.lm_config import build_lm
+from simlab.models.lora import _merge_plain, load_lora, save_lora
+from test_lora import KWARGS, _perturbed_lora
 
-KWARGS = small_lm_kwargs(n_q=8, card=64)
 
 
 def _adapter(folder, seed: int = 0):
-    model = add_lora(build_lm(KWARGS, seed=0), rank=4, alpha=8)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_" in name:
-                param.copy_(0.05 * torch.randn(param.shape, generator=g))
+    model = _perturbed_lora(seed)
     save_lora(model, folder)
     return model.merge_and_unload()
 

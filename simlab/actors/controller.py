@@ -130,9 +130,14 @@ class ControllerStream:
     def push(self, z: torch.Tensor) -> torch.Tensor:
         """Append one latent column [512, 1] (on the net's device and dtype) to the history and
         return the window [512, t] the next decision sees (batched streams, `simlab.actors.largesc_batch`)."""
-        self._history.append(z)
-        del self._history[:-self.net.receptive_field]
-        return torch.cat(self._history, dim=1)
+        return _push(self.net, self._history, z)
+
+
+def _push(net: AdaptiveController, history: list, frame: torch.Tensor) -> torch.Tensor:
+    """Append a latent column to ``history``, keep the receptive field, return the window [512, t]."""
+    history.append(frame)
+    del history[:-net.receptive_field]
+    return torch.cat(history, dim=1)
 
 
 def decide_on(net: AdaptiveController, history: list, z, p_hat: float, quantizers: int) -> np.ndarray:
@@ -148,9 +153,7 @@ def decide_on(net: AdaptiveController, history: list, z, p_hat: float, quantizer
             raise ValueError(f"controller: z must hold {net.latent_dim} values, "
                              f"got shape {tuple(frame.shape)}")
         frame = frame.reshape(net.latent_dim, 1).to(device=param.device, dtype=param.dtype)
-        history.append(frame)
-        del history[:-net.receptive_field]
-        window = torch.cat(history, dim=1)[None]  # [1, 512, t ≤ receptive_field]
+        window = _push(net, history, frame)[None]  # [1, 512, t ≤ receptive_field]
         p_row = torch.full((1, window.shape[2]), p, dtype=param.dtype, device=param.device)
         i_s, i_c = net.forward(window, p_row)
         mask = hard_mask(i_s[0, -1], i_c[0, -1], quantizers, net.n_q)

@@ -18,6 +18,8 @@ nothing worth timing when nothing was lost: they are timed only when something s
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -93,10 +95,7 @@ class LargeSCSystem:
         self.codec.reset()
         self.controller.reset()
         self.concealer.reset()
-        self._first_step: int | None = None  # LM: the frame of step 0
-        self._next_step: int | None = None  # LM: index of the next step (None: no frame received yet)
-        self._semantic_hat: dict[int, int] = {}  # LM: x̂_{k,0} from step k
-        self._acoustic_hat: dict[int, np.ndarray] = {}  # LM: x̂_{k,1..7} from step k+1
+        self._steps = LMSteps()
 
     # -- sender ----------------------------------------------------------------------------
     def transmit(self, frame: int, audio: np.ndarray | None, p_hat: float, timer: Timer) -> Encoded:
@@ -132,35 +131,18 @@ class LargeSCSystem:
                        info={"concealed_mask": _bits(concealed), "conceal_hit_mask": _bits(hit)})
 
     def _lm_fill(self, frame: int, window: Window, timer: Timer) -> np.ndarray:
-        """Frame ``frame`` as the LM completes it: x̂_{n,0} from step n, x̂_{n,1..} from step n+1.
-        Runs every LM step up to n+1 not run yet (normally just n+1; at the first frame, n too)."""
-        if self._next_step is None:
-            self._first_step = self._next_step = frame  # the stream starts here
-        if frame < self._next_step and frame not in self._semantic_hat:
-            raise ValueError(f"largesc: frame {frame} released out of order (next LM step is for frame "
-                             f"{self._next_step})")
-        if self._next_step <= frame + 1:
-            timer.run("concealer", self._lm_steps, window, self._next_step, frame + 1)
-            self._next_step = frame + 2
-        out = np.empty(N_Q, dtype=np.int64)
-        out[0] = self._semantic_hat[frame]
-        out[1:] = self._acoustic_hat[frame]
-        for done in [k for k in self._semantic_hat if k <= frame]:  # frames skipped or released
-            self._semantic_hat.pop(done)
-            self._acoustic_hat.pop(done, None)
-        return out
+        """Frame ``frame`` as the LM completes it (`LMSteps`), the steps timed as the concealer."""
+        return self._steps.fill(frame, lambda ks: timer.run("concealer", self._lm_steps, window, ks))
 
-    def _lm_steps(self, window: Window, first: int, last: int) -> None:
-        """LM steps for frames ``first..last``: step k forces what arrived of x_{k,0} and of
-        x_{k-1,1..} (as the window shows them now) and predicts the rest."""
-        for k in range(first, last + 1):
+    def _lm_steps(self, window: Window, ks: range) -> None:
+        """LM steps ``ks``: step k forces what arrived of x_{k,0} and of x_{k-1,1..} (as the window
+        shows them now) and predicts the rest."""
+        for k in ks:
             semantic = _view(window.get(k))[2][0]
-            acoustic_prev = (_view(window.get(k - 1))[2][1:] if k > self._first_step
+            acoustic_prev = (_view(window.get(k - 1))[2][1:] if k > self._steps.first
                              else np.full(N_Q - 1, MISSING, dtype=np.int64))
             sem, acoustic = self.concealer.step(int(semantic), acoustic_prev)
-            self._semantic_hat[k] = int(sem)
-            if k > self._first_step:
-                self._acoustic_hat[k - 1] = np.asarray(acoustic, dtype=np.int64)
+            self._steps.done(k, np.int64(sem), np.asarray(acoustic, dtype=np.int64))
 
     def describe(self) -> dict:
         from simlab.actors.controller import parameter_count
@@ -179,6 +161,41 @@ class LargeSCSystem:
             d["warnings"] = d["warnings"] + ["largesc: the learned controller is UNTRAINED (random): "
                                              "its masks are not the paper's"]
         return d
+
+
+class LMSteps:
+    """Which LM steps have run for a stream (one call, or a batch of calls stepped together) and
+    what they predicted: frame n is complete once step n (x̂_{n,0}) and step n+1 (x̂_{n,1..}) have run.
+    ``first`` is the frame of step 0 (the first frame released)."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self._next: int | None = None  # the next step to run (None: no frame released yet)
+        self._semantic: dict[int, np.ndarray] = {}  # x̂_{k,0} from step k
+        self._acoustic: dict[int, np.ndarray] = {}  # x̂_{k,1..} from step k+1
+
+    def fill(self, frame: int, run: Callable[[range], None]) -> np.ndarray:
+        """Frame ``frame``'s tokens [..., n_q] as the LM completes them; ``run(ks)`` runs the steps not
+        run yet up to frame + 1 (normally just frame + 1; at the first frame, frame too), calling `done`."""
+        if self._next is None:
+            self.first = self._next = frame  # the stream starts here
+        if frame < self._next and frame not in self._semantic:
+            raise ValueError(f"largesc: frame {frame} released out of order (next LM step is for frame "
+                             f"{self._next})")
+        if self._next <= frame + 1:
+            run(range(self._next, frame + 2))
+            self._next = frame + 2
+        out = np.concatenate([np.asarray(self._semantic[frame])[..., None], self._acoustic[frame]], axis=-1)
+        for k in [k for k in self._semantic if k <= frame]:  # frames skipped or released
+            self._semantic.pop(k)
+            self._acoustic.pop(k, None)
+        return out.astype(np.int64)
+
+    def done(self, k: int, semantic: np.ndarray, acoustic_prev: np.ndarray) -> None:
+        """Step k's predictions: x̂_{k,0} and (after the first step) x̂_{k-1,1..}."""
+        self._semantic[k] = semantic
+        if k > self.first:
+            self._acoustic[k - 1] = acoustic_prev
 
 
 def _view(rx: Received | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

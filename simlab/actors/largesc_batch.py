@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from simlab.actors.base import Decoded, Encoded, Timer
-from simlab.actors.largesc import MISSING, SIDE_BITS, TOKEN_BITS, LargeSCSystem, _bits, _view
+from simlab.actors.largesc import MISSING, SIDE_BITS, TOKEN_BITS, LargeSCSystem, LMSteps, _bits, _view
 from simlab.actors.mimi import MimiCodec
 from simlab.models.mimi_config import FRAME_SAMPLES, N_Q, SAMPLE_RATE
 
@@ -74,10 +74,7 @@ class LargeSCGroup:
         self._tx_next = self._rx_next = 0
         self._tx: list[dict] = [{} for _ in range(self.B)]
         self._rx: list[dict] = [{} for _ in range(self.B)]
-        self._first_step: int | None = None
-        self._next_step: int | None = None
-        self._semantic_hat: dict[int, np.ndarray] = {}
-        self._acoustic_hat: dict[int, np.ndarray] = {}
+        self._steps = LMSteps()
         self.batches = {"tx": 0, "rx": 0}  # batched calls run (tests, benchmarks)
 
     def expect_frames(self, n_frames: int) -> None:
@@ -191,27 +188,15 @@ class LargeSCGroup:
         self.batches["rx"] += 1
 
     def _lm_fill(self, frame: int, windows: list) -> np.ndarray:
-        """`LargeSCSystem._lm_fill` for every row: frame ``frame`` as the LM completes it."""
-        if self._next_step is None:
-            self._first_step = self._next_step = frame
-        if frame < self._next_step and frame not in self._semantic_hat:
-            raise ValueError(f"largesc: frame {frame} released out of order (next LM step is for frame "
-                             f"{self._next_step})")
-        if self._next_step <= frame + 1:
-            for k in range(self._next_step, frame + 2):
+        """`LargeSCSystem._lm_fill` for every row: frame ``frame`` as the LM completes it [B, n_q]."""
+        def run(ks: range) -> None:
+            for k in ks:
                 semantic = np.array([_view(w.get(k))[2][0] for w in windows])
-                acoustic_prev = (np.stack([_view(w.get(k - 1))[2][1:] for w in windows]) if k > self._first_step
+                acoustic_prev = (np.stack([_view(w.get(k - 1))[2][1:] for w in windows]) if k > self._steps.first
                                  else np.full((self.B, N_Q - 1), MISSING, dtype=np.int64))
-                sem, acoustic = self.lm.step(semantic, acoustic_prev)
-                self._semantic_hat[k] = sem
-                if k > self._first_step:
-                    self._acoustic_hat[k - 1] = acoustic
-            self._next_step = frame + 2
-        out = np.concatenate([self._semantic_hat[frame][:, None], self._acoustic_hat[frame]], axis=1)
-        for done in [k for k in self._semantic_hat if k <= frame]:
-            self._semantic_hat.pop(done)
-            self._acoustic_hat.pop(done, None)
-        return out
+                self._steps.done(k, *self.lm.step(semantic, acoustic_prev))
+
+        return self._steps.fill(frame, run)
 
     # -- time --------------------------------------------------------------------------------
     def _now(self) -> float:

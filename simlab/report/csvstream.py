@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +22,7 @@ def _cell(v):
     return v
 
 
-class RowStream:
+class RowStream(ABC):
     """Rows buffered, ``buffer_rows`` at a time, and handed to ``_write`` in order (a long run's
     memory stays flat); ``count`` the rows written."""
 
@@ -41,8 +42,9 @@ class RowStream:
             self.count += len(self._rows)
             self._rows.clear()
 
+    @abstractmethod
     def _write(self, rows: list) -> None:
-        raise NotImplementedError
+        """Write a block of rows (in order) to the file."""
 
 
 class CsvStream(RowStream):
