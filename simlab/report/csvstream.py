@@ -2,6 +2,7 @@
 memory with the number of packets."""
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 from abc import ABC, abstractmethod
@@ -29,12 +30,18 @@ class RowStream(ABC):
     def __init__(self, buffer_rows: int):
         self._rows: list = []
         self._buffer_rows = buffer_rows
+        self._room = buffer_rows  # rows add() buffers before a flush (fewer after a block: Parquet)
         self.count = 0
 
     def add(self, row: Sequence) -> None:
         self._rows.append(row)
-        if len(self._rows) >= self._buffer_rows:
+        if len(self._rows) >= self._room:
             self.flush()
+
+    @abstractmethod
+    def add_block(self, columns: Sequence) -> None:
+        """Rows given as columns (`simlab.report.column_block`), after the rows buffered so far:
+        the same file as ``add`` of each row."""
 
     def flush(self) -> None:
         if self._rows:
@@ -55,11 +62,29 @@ class CsvStream(RowStream):
         self._fh = open(self.path, "w", newline="")
         self._w = csv.writer(self._fh, lineterminator="\n")
         self._w.writerow(self.columns)
+        self._utf8 = codecs.lookup(self._fh.encoding).name == "utf-8"  # block text goes straight in
 
     def _write(self, rows: list) -> None:
         # Rows hold ints, strings and floats only: csv writes floats in their shortest exact
         # form (repr), NaN as 'nan', None as an empty cell.
         self._w.writerows(rows)
+
+    def add_block(self, columns: Sequence) -> None:
+        from simlab.report import column_block as cb  # pyarrow (optional) only for blocks
+
+        n = cb.block_len(columns, len(self.columns))
+        self.flush()
+        for start in range(0, n, cb.CHUNK_ROWS):  # the text of a chunk at a time
+            part = [c[start:start + cb.CHUNK_ROWS] for c in columns]
+            text = cb.csv_text(part)
+            if text is None:
+                self._w.writerows(cb.rows(part))
+            elif self._utf8:
+                self._fh.flush()  # what csv.writer wrote first
+                self._fh.buffer.write(text)
+            else:
+                self._fh.write(str(text, "utf-8"))
+        self.count += n
 
     def close(self) -> None:
         self.flush()
@@ -74,6 +99,9 @@ class NullStream:
 
     def add(self, row) -> None:
         self.count += 1
+
+    def add_block(self, columns) -> None:
+        self.count += len(columns[0]) if len(columns) else 0
 
     def flush(self) -> None:
         pass

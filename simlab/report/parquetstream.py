@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from simlab.errors import UserError
 from simlab.report.csvstream import RowStream
 
@@ -37,18 +39,72 @@ class ParquetStream(RowStream):
         self._types = [arrow.get(types.get(c, "object"), pa.string()) for c in self.columns]
         self._schema = pa.schema(list(zip(self.columns, self._types)))
         self._writer = pq.ParquetWriter(str(self.path), self._schema, compression="zstd")
+        # Blocks (add_block) buffered ahead of self._rows: Arrow arrays per column, and their rows.
+        self._pieces: list[list] = []
+        self._pending = 0
 
-    def _write(self, rows: list) -> None:
+    def _arrays(self, rows: list) -> list:
         pa = self._pa
         arrays = []
         for values, t in zip(zip(*rows), self._types):
             if t == pa.string():
                 values = ["" if v is None else str(v) for v in values]
             arrays.append(pa.array(values, type=t))
-        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
+        return arrays
+
+    def _write(self, rows: list) -> None:
+        self._writer.write_table(self._pa.Table.from_arrays(self._arrays(rows), schema=self._schema))
+
+    def _column(self, col, t):
+        """A block's column as the Arrow array its rows would give (numpy straight through)."""
+        from simlab.report import column_block as cb
+
+        pa = self._pa
+        if t == pa.string():
+            cells = cb.text_cells(col)  # str() of each value, as the rows' cells
+            if cells is not None:
+                return cells
+            return pa.array(["" if v is None else str(v) for v in cb.pylist(col)], type=t)
+        if isinstance(col, np.ndarray) and col.dtype == t.to_pandas_dtype():
+            return pa.array(col, type=t)
+        return pa.array(cb.pylist(col), type=t)
+
+    def add_block(self, columns: Sequence) -> None:
+        """The rows buffered by ``add`` first, then the block: the same row groups as row by row."""
+        from simlab.report.column_block import block_len
+
+        n = block_len(columns, len(self.columns))
+        if not n:
+            return
+        if self._rows:
+            self._pieces.append(self._arrays(self._rows))
+            self._pending += len(self._rows)
+            self._rows = []
+        arrays = [self._column(c, t) for c, t in zip(columns, self._types)]
+        start = 0
+        while start < n:  # a block may complete a group and start the next
+            take = min(n - start, self._buffer_rows - self._pending)
+            self._pieces.append([a.slice(start, take) for a in arrays])
+            self._pending += take
+            start += take
+            if self._pending >= self._buffer_rows:
+                self.flush()
+        self._room = self._buffer_rows - self._pending
+
+    def flush(self) -> None:
+        if not self._pieces:
+            return super().flush()
+        if self._rows:
+            self._pieces.append(self._arrays(self._rows))
+        # One contiguous array a column: Parquet pages come out as from a single block of rows.
+        arrays = [self._pa.concat_arrays([p[i] for p in self._pieces]) for i in range(len(self.columns))]
+        self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
+        self.count += self._pending + len(self._rows)
+        self._pieces, self._pending, self._room = [], 0, self._buffer_rows
+        self._rows.clear()
 
     def close(self) -> None:
-        if not self._rows and self.count == 0:  # an empty table still has its columns
+        if not self._rows and not self._pieces and self.count == 0:  # an empty table still has its columns
             self._writer.write_table(self._schema.empty_table())
         self.flush()
         self._writer.close()

@@ -28,6 +28,13 @@ class MemoryStream:
         self.rows.append(row)
         self.count += 1
 
+    def add_block(self, columns) -> None:
+        """Rows given as columns: the Python values ``add`` would hold."""
+        from simlab.report.column_block import block_len, rows
+
+        self.count += block_len(columns, len(self.columns))
+        self.rows.extend(rows(columns))
+
     def close(self) -> None:
         pass
 
