@@ -58,7 +58,10 @@ class Feedback:
         # What reached the sender: arrival times (increasing) and values.
         self._times: list[float] = [-math.inf]
         self._values: list[float] = [initial_p]
-        self._now = -math.inf  # simulated time of the latest call (calls come in time order)
+        # the latest time p-hat was asked for: the sender asks in capture order, so no later question
+        # is about an earlier time (catch_up's times are not in that order: an arrival at t comes
+        # before the sender's wake that asks about a frame captured before t)
+        self._asked = -math.inf
         self.start_s = 0.0  # when the call starts: report k is made at start_s + k interval_s
         # Or when ``rule.next_due(previous report's time, initial)`` says (`simlab.sim.rtcp_interval`).
         self.rule = None
@@ -76,7 +79,6 @@ class Feedback:
 
     def catch_up(self, t: float) -> None:
         """Make every report due at or before ``t`` (they count arrivals strictly before)."""
-        self._now = t
         if self.rule is not None:
             while self.next_report_s <= t:
                 tau = self._due_s
@@ -99,6 +101,7 @@ class Feedback:
 
     def p_hat(self, t: float) -> float:
         self.catch_up(t)
+        self._asked = t
         # The latest report that arrived by t; report arrivals can be out of order under jitter.
         i = bisect.bisect_right(self._times, t) - 1
         return self._values[i]
@@ -157,9 +160,11 @@ class Feedback:
         return expected, received
 
     def _trim(self) -> None:
-        # Keep memory flat: of the reports that arrived by now only the newest can still matter;
-        # those still in flight all may (a long reverse delay can hold more than 1024 of them).
-        i = bisect.bisect_right(self._times, self._now) - 1
+        # Keep memory flat: of the reports that arrived by the latest time asked about only the newest
+        # can still matter; those after it all may (a long reverse delay can hold more than 1024).
+        # (Trimming by the latest catch_up instead dropped the answer for a frame captured before
+        # an arrival its wake came after: its p-hat became the newest report's.)
+        i = bisect.bisect_right(self._times, self._asked) - 1
         if i > 0:
             del self._times[:i]
             del self._values[:i]
