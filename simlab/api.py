@@ -51,11 +51,13 @@ def _scenario(scenario) -> Scenario:
     return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
 
-def run(scenario: Scenario | str | Path | dict, out: str | Path | None = None, force: bool = False) -> Result:
+def run(scenario: Scenario | str | Path | dict, out: str | Path | None = None, force: bool = False,
+        engine: str = "auto") -> Result:
     """Run a scenario (a `Scenario`, or what `load_scenario` takes). With ``out``, the run's
     folder is written atomically as ``simlab run --out`` writes it (``force`` replaces one that
     exists); without, nothing is kept on disk (a run that scores quality works in a temporary
-    folder, removed afterwards) and the tables come back in memory."""
+    folder, removed afterwards) and the tables come back in memory. ``engine``: auto (the block
+    engine where the scenario allows it, `simlab.block_run`; the same outputs), event or block."""
     from simlab.records import read_table
     from simlab.simulation import run_scenario, simulate
     from simlab.scenario_inputs import check_inputs
@@ -63,7 +65,7 @@ def run(scenario: Scenario | str | Path | dict, out: str | Path | None = None, f
     sc = _scenario(scenario)
     if out is None and not sc.metrics and not sc.outputs.pcap:
         check_inputs(sc)
-        result = simulate(sc, None, keep=True)
+        result = simulate(sc, None, keep=True, engine=engine)
         packets, frames = result["tables"]
         return Result(result["summary"], packets, frames, None, list(result["facts"]["warnings"]))
     tmp = None
@@ -73,7 +75,7 @@ def run(scenario: Scenario | str | Path | dict, out: str | Path | None = None, f
     else:
         folder = Path(out)
     try:
-        summary = run_scenario(sc, folder, force=force)
+        summary = run_scenario(sc, folder, force=force, engine=engine)
         import json
 
         warnings = json.loads((folder / "manifest.json").read_text()).get("warnings", [])

@@ -48,6 +48,14 @@ def make_link(env, link_spec, loss_rng: np.random.Generator, jitter_rng: np.rand
         raise UserError(f"{where}.link: {exc}") from None
 
 
+FLOW_STREAMS = ("forward_loss", "forward_jitter", "reverse_loss", "reverse_jitter")
+
+
+def flow_rngs(fs: np.random.SeedSequence) -> dict[str, np.random.Generator]:
+    """A call's link streams, spawned from its flow's seed sequence (its system's comes after)."""
+    return {k: np.random.default_rng(s) for k, s in zip(FLOW_STREAMS, fs.spawn(len(FLOW_STREAMS)))}
+
+
 def headers_of(sc) -> HeaderProfile:
     r = sc.network.rohc
     return header_profile(sc.network.headers, r.steady_bytes, r.refresh_bytes, r.refresh_every)

@@ -17,7 +17,7 @@ def _run(args) -> int:
 
     sc = load_scenario(args.scenario, args.set)
     out = Path(args.out) if args.out else Path("results") / sc.name
-    result = run(sc, out, force=args.force)
+    result = run(sc, out, force=args.force, engine=args.engine)
     summary = result.summary
     for warning in result.warnings:
         print(f"simlab: warning: {warning}", file=sys.stderr)
@@ -56,9 +56,10 @@ def _check(args) -> int:
 def _bench(args) -> int:
     from simlab.bench import run_bench
 
-    net = {"against": args.against, "fmt": args.format, "memory": args.memory}
-    if args.what not in ("network", "all") and (args.against or args.format != "csv" or args.memory):
-        raise UserError("--against, --format and --memory apply to `simlab bench network` only")
+    net = {"against": args.against, "fmt": args.format, "memory": args.memory, "engine": args.engine}
+    if args.what not in ("network", "all") and (args.against or args.format != "csv" or args.memory
+                                                 or args.engine != "auto"):
+        raise UserError("--against, --format, --memory and --engine apply to `simlab bench network` only")
     return run_bench(args.what, quick=args.quick, network=net)
 
 
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default results/<scenario name>)")
     r.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a scenario key")
     r.add_argument("--force", action="store_true", help="replace an existing output folder")
+    r.add_argument("--engine", default="auto", choices=["auto", "event", "block"],
+                   help="auto: the block engine where the scenario allows it (same outputs, faster), else events")
     r.set_defaults(fn=_run)
 
     c = sub.add_parser("check", help="validate a scenario and print it resolved, with defaults")
@@ -148,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--against", choices=["nspy"], help="network: run ns.py's reference topology too, print ratios")
     b.add_argument("--format", default="csv", choices=["csv", "parquet"], help="network: the record format")
     b.add_argument("--memory", action="store_true", help="network: peak memory vs duration and per idle flow")
+    b.add_argument("--engine", default="auto", choices=["auto", "event", "block"],
+                   help="network: the engine simlab's cases run on (auto: block, where they can)")
     b.set_defaults(fn=_bench)
 
     k = sub.add_parser("calibrate", help="measure a system's stages on a device; write a latency profile")

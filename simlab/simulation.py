@@ -17,8 +17,9 @@ import simpy
 
 from simlab import registry
 from simlab.actors.base import BuildContext, Timer
-from simlab.build import (build_batched, build_flow_system, build_system, call_params, estimator, headers_of,
-                          make_link, share_batched, system_key)
+from simlab.block_run import plan_block, run_block
+from simlab.build import (build_batched, build_flow_system, build_system, call_params, estimator, flow_rngs,
+                          headers_of, make_link, share_batched, system_key)
 from simlab.build_bottleneck import BottleneckBuild
 from simlab.errors import UserError
 from simlab.report.recorder import RunRecorder
@@ -71,10 +72,11 @@ def _device(sc: Scenario) -> str:
         return "cpu"
 
 
-def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) -> dict:
+def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False, engine: str = "auto") -> dict:
     """Run the scenario, writing into ``out`` (None: write nothing; ``keep``: hold the packet and
     frame records in memory, returned as ``tables``); returns the summary row and the manifest's
-    extra facts."""
+    extra facts. ``engine``: auto (the block engine where the scenario allows it, `simlab.block_run`,
+    else the event engine), event, or block (an error where it cannot)."""
     from simlab.audio import clipping_warning, read_audio
 
     wall0 = time.perf_counter()
@@ -124,10 +126,37 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
     if shared_seeds is not None:
         shared = share(bottleneck.link(make_link, *(np.random.default_rng(s) for s in shared_seeds)))
     params = call_params(sc, n_frames, headers)
+    plan = plan_block(sc, system, params, tx_timer, rx_timer, engine)
+    if plan is not None:
+        flows = run_block(sc, plan, flow_seeds, recorder)
+    else:
+        flows = _run_events(sc, env, out, recorder, pcap, bottleneck, shared, params, system, batched, flow_seeds,
+                            device, source, audio_out, n_frames, tx_timer, rx_timer)
+    bottleneck.close(env.now)
+    recorder.close()
+    if pcap is not None:
+        pcap.close()
+    summary = summarize(sc, flows, recorder.media, n_frames * frame_s, headers, system)
+    described = system.describe()
+    # what the manifest's warnings list and the command line say: the system's, and the audio's clipping
+    warnings = [*described.get("warnings", []), *([clipped] if clipped else [])]
+    facts = {"wall_s": time.perf_counter() - wall0, "system": described, "warnings": warnings, "device": device,
+             "frames": n_frames, "events_processed": None, "engine": "block" if plan is not None else "event",
+             # the audio file's own rate: the reference holds nothing above its Nyquist (plots show that band)
+             "audio_sample_rate": _file_rate(audio_path) if audio_path is not None else None}
+    result = {"summary": summary, "facts": facts}
+    if keep and out is None:
+        result["tables"] = recorder.tables()
+    return result
+
+
+def _run_events(sc, env, out, recorder, pcap, bottleneck, shared, params, system, batched, flow_seeds, device,
+                source, audio_out, n_frames, tx_timer, rx_timer) -> list:
+    """The event engine: every call's elements on SimPy, run to the end; the flows."""
+    net = sc.network
     flows = []
     for i, fs in enumerate(flow_seeds):
-        names = ["forward_loss", "forward_jitter", "reverse_loss", "reverse_jitter"]
-        rngs = {k: np.random.default_rng(s) for k, s in zip(names, fs.spawn(len(names)))}
+        rngs = flow_rngs(fs)
         forward = shared if shared is not None else bottleneck.link(
             make_link, rngs["forward_loss"], rngs["forward_jitter"], i)
         reverse = make_link(env, net.reverse, rngs["reverse_loss"], rngs["reverse_jitter"], sc.path, "network.reverse")
@@ -162,22 +191,7 @@ def simulate(sc: Scenario, out: Path | None, progress=None, keep: bool = False) 
         env.run()
     for f in flows:
         f.finish()
-    bottleneck.close(env.now)
-    recorder.close()
-    if pcap is not None:
-        pcap.close()
-    summary = summarize(sc, flows, recorder.media, n_frames * frame_s, headers, system)
-    described = system.describe()
-    # what the manifest's warnings list and the command line say: the system's, and the audio's clipping
-    warnings = [*described.get("warnings", []), *([clipped] if clipped else [])]
-    facts = {"wall_s": time.perf_counter() - wall0, "system": described, "warnings": warnings, "device": device,
-             "frames": n_frames, "events_processed": None,
-             # the audio file's own rate: the reference holds nothing above its Nyquist (plots show that band)
-             "audio_sample_rate": _file_rate(audio_path) if audio_path is not None else None}
-    result = {"summary": summary, "facts": facts}
-    if keep and out is None:
-        result["tables"] = recorder.tables()
-    return result
+    return flows
 
 
 def _file_rate(path: Path) -> int:
@@ -274,7 +288,7 @@ def write_summary(path: Path, summary: dict) -> None:
         w.writerow([_cell(v) for v in summary.values()])
 
 
-def run_scenario(sc: Scenario, out_dir: str | Path, force: bool = False, progress=None) -> dict:
+def run_scenario(sc: Scenario, out_dir: str | Path, force: bool = False, progress=None, engine: str = "auto") -> dict:
     """Run and write the outputs atomically: a temporary sibling folder renamed into place.
 
     Everything is checked before anything is created: the scenario's inputs (`check_inputs`)
@@ -296,7 +310,7 @@ def run_scenario(sc: Scenario, out_dir: str | Path, force: bool = False, progres
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir()
-            summary = _write_run(sc, tmp, progress)
+            summary = _write_run(sc, tmp, progress, engine)
             if out_dir.exists():
                 shutil.rmtree(out_dir)
             os.replace(tmp, out_dir)
@@ -311,9 +325,9 @@ def run_scenario(sc: Scenario, out_dir: str | Path, force: bool = False, progres
     return summary
 
 
-def _write_run(sc: Scenario, folder: Path, progress) -> dict:
+def _write_run(sc: Scenario, folder: Path, progress, engine: str = "auto") -> dict:
     """Simulate and score into ``folder``; write summary.csv and manifest.json; the summary."""
-    result = simulate(sc, folder, progress)
+    result = simulate(sc, folder, progress, engine=engine)
     summary = result["summary"]
     if sc.metrics:
         summary.update(_score(sc, folder))

@@ -65,6 +65,21 @@ class Received:
         return np.where(self.arrived, np.asarray(self.payload), missing)
 
 
+@dataclass(frozen=True)
+class FixedFrame:
+    """What an optional ``System.fixed_frame()`` returns: every frame of a system that never
+    listens (its ``transmit`` ignores the audio and p-hat, its ``receive`` conceals nothing, has no
+    audio and no columns of its own, and each side only `Timer.charge`s its stages). Such calls can
+    run on the block engine (`simlab.block_run`)."""
+
+    copies: np.ndarray
+    unit_bits: np.ndarray
+    side_bits: int
+    info: dict
+    tx_stages: tuple
+    rx_stages: tuple
+
+
 class Window(Protocol):
     """The receiver's view when frame n is released: frames up to n + lookahead_frames."""
 
@@ -107,6 +122,8 @@ class System(Protocol):
     # algorithmic_delay_samples: int
     # Optional: expect_frames(n) is called once before the call starts with its length in frames
     # (LargeSC sizes its LM's KV caches by it).
+    # Optional: fixed_frame() -> FixedFrame, for a system whose frames are all the same and never
+    # depend on what the receiver reports (synthetic): its calls may run on the block engine.
 
     def transmit(self, frame: int, audio: np.ndarray | None, p_hat: float, timer: "Timer") -> Encoded:
         ...

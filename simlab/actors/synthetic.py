@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from simlab.actors.base import Decoded, Encoded, Timer, Window
+from simlab.actors.base import Decoded, Encoded, FixedFrame, Timer, Window
 
 N_Q, TOKEN_BITS, CARD = 8, 11, 2048
+SIDE_BITS = 8  # the mask as two 4-bit counts (tokens sent, tokens doubled)
 
 
 def fixed_mask(quantizers: int, redundant: int, n_q: int = N_Q) -> np.ndarray:
@@ -54,14 +55,19 @@ class SyntheticSystem:
         # the latency profile says they cost.
         timer.charge("encoder")
         timer.charge("controller")
-        # Side information: the mask as two 4-bit counts (tokens sent, tokens doubled).
-        return Encoded(frame, self.unit_bits, self.mask, 8, self._draw(), self._info)
+        return Encoded(frame, self.unit_bits, self.mask, SIDE_BITS, self._draw(), self._info)
 
     def receive(self, frame: int, window: Window, timer: Timer) -> Decoded:
         # No concealment and no audio: lost tokens stay lost; the stages still cost their time.
         timer.charge("concealer")
         timer.charge("decoder")
         return _NOTHING
+
+    def fixed_frame(self) -> FixedFrame:
+        """Every frame is the same mask and sizes whatever p-hat says (the block engine's term);
+        the tokens themselves reach no table."""
+        return FixedFrame(self.mask, self.unit_bits, SIDE_BITS, self._info, ("encoder", "controller"),
+                          ("concealer", "decoder"))
 
     def describe(self) -> dict:
         return {"system": "synthetic", "mask": mask_string(self.mask)}

@@ -79,7 +79,7 @@ def _disk_bytes(folder: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
 
 
-def _one(flows: int, hours: float, disk: bool, fmt: str = "csv", tcp: bool = False) -> dict:
+def _one(flows: int, hours: float, disk: bool, fmt: str = "csv", tcp: bool = False, engine: str = "auto") -> dict:
     """simlab's side of a case, in this process. ``packets``: media packets sent; with ``tcp`` the
     packets that entered the bottleneck (speech and TCP segments, retransmissions included)."""
     from pathlib import Path
@@ -90,12 +90,13 @@ def _one(flows: int, hours: float, disk: bool, fmt: str = "csv", tcp: bool = Fal
     sc = parse_scenario(scenario(flows, hours * 3600, fmt, tcp))
     with tempfile.TemporaryDirectory() as d:
         t0, c0 = time.perf_counter(), time.process_time()
-        r = simulate(sc, Path(d) if disk else None)
+        r = simulate(sc, Path(d) if disk else None, engine=engine)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         size = _disk_bytes(d)
         packets, dropped = _bottleneck_sent(d) if tcp else (r["summary"]["packets_sent"], None)
     s = r["summary"]
-    row = {"flows": flows, "sim_hours": hours, "packets": packets, "reports": s["reports_sent"],
+    row = {"engine": r["facts"]["engine"], "flows": flows, "sim_hours": hours, "packets": packets,
+           "reports": s["reports_sent"],
            "wall_s": wall, "cpu_s": cpu, "packets_per_s": packets / wall,
            "realtime_factor": hours * 3600 * flows / wall, "peak_rss_mb": resource.getrusage(
                resource.RUSAGE_SELF).ru_maxrss / 1024, "disk_mb": size / 2**20}
@@ -115,9 +116,10 @@ def _child(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def simlab_case(flows: int, hours: float, disk: bool = True, fmt: str = "csv", tcp: bool = False) -> dict:
+def simlab_case(flows: int, hours: float, disk: bool = True, fmt: str = "csv", tcp: bool = False,
+                engine: str = "auto") -> dict:
     return _child("from simlab.bench.network import _one; "
-                  f"print(json.dumps(_one({flows!r}, {hours!r}, {disk!r}, {fmt!r}, {tcp!r})))")
+                  f"print(json.dumps(_one({flows!r}, {hours!r}, {disk!r}, {fmt!r}, {tcp!r}, {engine!r})))")
 
 
 def nspy_case(flows: int, hours: float, tcp: bool = False) -> dict:
@@ -126,11 +128,11 @@ def nspy_case(flows: int, hours: float, tcp: bool = False) -> dict:
     return _child(f"from simlab.bench.nspy_ref import run_reference, run_tcp; print(json.dumps({fn}))")
 
 
-def bench_network(quick: bool = False, disk: bool = True, fmt: str = "csv") -> list[dict]:
-    return [simlab_case(flows, hours, disk, fmt) for flows, hours in (QUICK if quick else CASES)]
+def bench_network(quick: bool = False, disk: bool = True, fmt: str = "csv", engine: str = "auto") -> list[dict]:
+    return [simlab_case(flows, hours, disk, fmt, engine=engine) for flows, hours in (QUICK if quick else CASES)]
 
 
-def bench_against_nspy(quick: bool = False, fmt: str = "csv") -> list[dict]:
+def bench_against_nspy(quick: bool = False, fmt: str = "csv", engine: str = "auto") -> list[dict]:
     """Each case on both sides, simlab first, ns.py right after it; then the TCP case. ``ratio`` is
     simlab's packets/s over ns.py's (wall time); ``ratio_cpu`` the same in CPU time of each process
     (steadier on a machine others share)."""
@@ -138,8 +140,11 @@ def bench_against_nspy(quick: bool = False, fmt: str = "csv") -> list[dict]:
     cases.append((1, (TCP_QUICK_S if quick else TCP_S) / 3600, True))
     rows = []
     for flows, hours, tcp in cases:
-        s, n = simlab_case(flows, hours, True, fmt, tcp), nspy_case(flows, hours, tcp)
-        rows.append({"case": "tcp+speech" if tcp else "reference", "flows": flows, "sim_s": hours * 3600,
+        # cross traffic needs the event engine: "block" asks for it where it can run
+        s = simlab_case(flows, hours, True, fmt, tcp, "auto" if tcp and engine == "block" else engine)
+        n = nspy_case(flows, hours, tcp)
+        rows.append({"case": "tcp+speech" if tcp else "reference", "engine": s["engine"], "flows": flows,
+                     "sim_s": hours * 3600,
                      "simlab_packets": s["packets"], "nspy_packets": n["packets"],
                      "simlab_pkt_per_s": s["packets_per_s"], "nspy_pkt_per_s": n["packets_per_s"],
                      "ratio": s["packets_per_s"] / n["packets_per_s"],
@@ -150,11 +155,11 @@ def bench_against_nspy(quick: bool = False, fmt: str = "csv") -> list[dict]:
     return rows
 
 
-def bench_memory(quick: bool = False, fmt: str = "csv", nspy: bool = True) -> list[dict]:
+def bench_memory(quick: bool = False, fmt: str = "csv", nspy: bool = True, engine: str = "auto") -> list[dict]:
     """Peak RSS against simulated duration (1 flow, the longer over the shorter) and per flow (the
     difference of two flow counts of a short call over the difference in flows, projected to
     100,000 flows), for simlab (records on disk) and, with ``nspy``, ns.py's reference."""
-    sides = [("simlab", lambda f, s: simlab_case(f, s / 3600, True, fmt))]
+    sides = [("simlab", lambda f, s: simlab_case(f, s / 3600, True, fmt, engine=engine))]
     if nspy:
         sides.append(("ns.py", lambda f, s: nspy_case(f, s / 3600)))
     rows = []
@@ -175,9 +180,9 @@ def bench_memory(quick: bool = False, fmt: str = "csv", nspy: bool = True) -> li
 
 
 def run_network(show, quick: bool = False, against: str | None = None, fmt: str = "csv",
-                memory: bool = False) -> None:
-    """`simlab bench network [--against nspy] [--format csv|parquet] [--memory]`: ``show(title,
-    rows)`` prints each table."""
+                memory: bool = False, engine: str = "auto") -> None:
+    """`simlab bench network [--against nspy] [--format csv|parquet] [--memory] [--engine E]`:
+    ``show(title, rows)`` prints each table."""
     from simlab.bench.nspy_ref import available
 
     if fmt not in FORMATS:
@@ -191,9 +196,10 @@ def run_network(show, quick: bool = False, against: str | None = None, fmt: str 
         show(f"network against ns.py: packets/s of each, same topology and simulated time, one process per "
              f"side and case (simlab: every record on disk, {fmt}; tcp+speech: packets that entered the "
              f"{TCP_RATE_BPS / 1e6:g} Mbit/s drop-tail bottleneck, one Reno flow of {TCP_MSS}-byte segments "
-             f"and the speech flow, acks not counted)", bench_against_nspy(quick, fmt))
+             f"and the speech flow, acks not counted)", bench_against_nspy(quick, fmt, engine))
     if memory:
         show("network memory: peak RSS against simulated duration and per idle flow (records on disk"
-             + ("; ns.py skipped: not installed)" if missing else ")"), bench_memory(quick, fmt, nspy=not missing))
+             + ("; ns.py skipped: not installed)" if missing else ")"), bench_memory(quick, fmt, not missing, engine))
     if not against and not memory:
-        show("network: packets/s, real-time factor, peak memory (one process per case)", bench_network(quick, fmt=fmt))
+        show("network: packets/s, real-time factor, peak memory (one process per case)",
+             bench_network(quick, fmt=fmt, engine=engine))

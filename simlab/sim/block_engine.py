@@ -1,0 +1,356 @@
+"""The block engine: calls whose sender does not listen (a system with a fixed layout, like
+`synthetic`) simulated a block of packets at a time as numpy arrays, with the same tables, byte
+for byte, as the event engine (`simlab.sim.flow` on SimPy).
+
+Why it can: such a call's timing does not depend on its losses (`simlab.sim.block_timing`
+computes it once for every flow), and its losses and reports depend on nothing later
+(`simlab.sim.block_flows`), so a block of packets needs no event of its own. What the rows say
+is the event engine's arithmetic on arrays; the order they are written in is the event engine's
+order (`simlab.sim.block_rows`). `simlab.block_run` decides when a scenario can take this way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simlab.packets import HeaderProfile
+from simlab.report.quantiles import StreamStats
+from simlab.sim.block_flows import FlowState, decisions
+from simlab.sim.block_rows import INF, first_after, merge_flows, next_value, prefix_before
+from simlab.sim.block_timing import CallTiming, call_timing
+from simlab.sim.monitor import COMPONENTS, TOTALS
+
+ROWS_PER_BLOCK = 1 << 17  # packets of all flows in one block: memory stays flat in duration
+STATS_BLOCK = 4096  # frames per fold into the statistics, as `Monitor` folds them
+
+
+@dataclass(frozen=True)
+class BlockCall:
+    """One call as the block engine needs it (`simlab.block_run.block_call` builds it). A frame
+    sends ``units_sent`` units, ``units_double`` of them twice, in ``frame_bits`` bits of copies,
+    plus ``side_bits``; ``stage_s`` is each stage's charge (0.0 when uncharged) and ``tx_s``/``rx_s``
+    the sums the devices serve."""
+
+    n_frames: int
+    frame_s: float
+    group_frames: int
+    lookahead: int
+    playout_s: float
+    units_sent: int
+    units_double: int
+    frame_bits: int
+    side_bits: int
+    stage_s: dict
+    tx_s: float
+    rx_s: float
+    algorithmic_delay_s: float
+    headers: HeaderProfile
+    bandwidth_bps: float
+    delay_s: float
+    link_overhead_bytes: int
+    report_size_bytes: int
+    report_header_bytes: int
+    report_payload_bytes: int
+    info: tuple  # (column, value) pairs of the system's own frames.csv columns
+
+    def packet_sizes(self, groups: np.ndarray, frames_in: np.ndarray) -> tuple:
+        """(header bytes, payload bytes, payload bits) of the media packets ``groups``."""
+        h = self.headers
+        header = np.full(len(groups), h.steady_bytes, dtype=np.int64)
+        if h.refresh_every:
+            header[groups % h.refresh_every == 0] = h.refresh_bytes
+        bits = frames_in * (self.frame_bits + self.side_bits)
+        return header, (bits + 7) // 8, bits
+
+    def timing(self) -> CallTiming:
+        n = np.arange(self.n_frames, dtype=np.int64)
+        g = np.arange(int((self.n_frames - 1) // self.group_frames) + 1, dtype=np.int64)
+        frames_in = np.minimum((g + 1) * self.group_frames, len(n)) - g * self.group_frames
+        header, payload, _ = self.packet_sizes(g, frames_in)
+        return call_timing(self.n_frames, self.frame_s, self.group_frames, self.tx_s, self.rx_s, self.lookahead,
+                           self.playout_s, header + payload, self.link_overhead_bytes, self.bandwidth_bps,
+                           self.delay_s)
+
+
+class FlowStats:
+    """A flow's totals and streaming statistics, folded as `Monitor` folds them."""
+
+    def __init__(self):
+        self.totals = [0] * len(TOTALS)
+        self.latency, self.eq22 = StreamStats(), StreamStats()
+        self.component_sums = np.zeros(len(COMPONENTS))
+        self.component_counts = np.zeros(len(COMPONENTS), dtype=np.int64)
+        self._buf: list[np.ndarray] = []
+        self._n = 0
+
+    @property
+    def totals_dict(self) -> dict:
+        return dict(zip(TOTALS, self.totals))
+
+    def add(self, timing: np.ndarray, counts: list) -> None:
+        """``timing``: [frames, 8] (latency, eq22, components); ``counts``: column sums of TOTALS."""
+        for i, c in enumerate(counts):
+            self.totals[i] += int(c)
+        self._buf.append(timing)
+        self._n += len(timing)
+        if self._n >= STATS_BLOCK:
+            a = np.concatenate(self._buf)
+            whole = len(a) // STATS_BLOCK * STATS_BLOCK
+            for i in range(0, whole, STATS_BLOCK):
+                self._fold(a[i:i + STATS_BLOCK])
+            self._buf, self._n = [a[whole:]], len(a) - whole
+
+    def flush(self) -> None:
+        if self._n:
+            self._fold(np.concatenate(self._buf))
+        self._buf, self._n = [], 0
+
+    def _fold(self, a: np.ndarray) -> None:
+        self.latency.add_many(a[:, 0])
+        self.eq22.add_many(a[:, 1])
+        comp = a[:, 2:]
+        ok = ~np.isnan(comp)
+        self.component_sums += np.where(ok, comp, 0.0).sum(axis=0)
+        self.component_counts += ok.sum(axis=0)
+
+
+class FlowResult:
+    """What `simlab.simulation.summarize` reads of a flow: ``monitor`` and ``feedback``."""
+
+    def __init__(self, state: FlowState, stats: FlowStats, report_size_bytes: int):
+        self.monitor, self.feedback = stats, state
+        # every report counts as made within the call (`Feedback.duration_s` is unbounded)
+        state.in_call, state.rule, state.size_bytes = state.sent, None, report_size_bytes
+
+
+class _Pending:
+    """A flow's rows computed but not yet written: columns plus the arrays their keys need."""
+
+    def __init__(self):
+        self.cols: dict[str, np.ndarray] = {}
+
+    def extend(self, cols: dict) -> None:
+        if not self.cols:
+            self.cols = cols
+        else:
+            self.cols = {k: np.concatenate([self.cols[k], v]) for k, v in cols.items()}
+
+    def take(self, n: int) -> dict:
+        out = {k: v[:n] for k, v in self.cols.items()}
+        self.cols = {k: v[n:] for k, v in self.cols.items()}
+        return out
+
+    def __len__(self) -> int:
+        return len(next(iter(self.cols.values()))) if self.cols else 0
+
+
+class BlockRun:
+    """Runs ``call`` for ``states`` (one `FlowState` per flow), handing rows to ``recorder``
+    (`simlab.report.recorder.RunRecorder`) in the event engine's order; ``results`` after `run`."""
+
+    def __init__(self, call: BlockCall, timing: CallTiming, states: list[FlowState], recorder):
+        self.call, self.t, self.states, self.recorder = call, timing, states, recorder
+        self.stats = [FlowStats() for _ in states]
+        self.frames = [_Pending() for _ in states]
+        self.packets = [_Pending() for _ in states]
+        F = len(states)
+        self.last_ev = [-INF] * F  # each flow's latest delivered arrival event
+        self.trig_ev = [np.zeros(0) for _ in states]  # arrivals that can still release a pending frame
+        self.frame_key = [-INF] * F  # the key of the last frame row written (rows are written in order)
+        self.fwd_fate = [-INF] * F  # the latest fate among the forward packets written
+        t = timing
+        self.ready_last = t.ready[t.first_frame + t.frames_in - 1]  # a wake makes reports due by this
+        self.per_block = max(16, ROWS_PER_BLOCK // max(1, F))
+
+    def run(self) -> list[FlowResult]:
+        P = len(self.t.wake)
+        for g0 in range(0, P, self.per_block):
+            self._block(g0, min(P, g0 + self.per_block))
+        for s in self.stats:
+            s.flush()
+        return [FlowResult(st, s, self.call.report_size_bytes) for st, s in zip(self.states, self.stats)]
+
+    def _block(self, g0: int, g1: int) -> None:
+        c, t = self.call, self.t
+        last = g1 == len(t.wake)
+        horizon = INF if last else float(t.wake[g1])
+        n0, n1 = int(t.first_frame[g0]), (c.n_frames if last else int(t.first_frame[g1]))
+        gs = np.arange(g0, g1, dtype=np.int64)
+        send, arrival, ev = t.send[g0:g1], t.arrival[g0:g1], t.arrive_ev[g0:g1]
+        header, payload, bits = c.packet_sizes(gs, t.frames_in[g0:g1])
+        first_rel = t.release[t.first_frame[g0:g1]]
+        gi = t.group[n0:n1] - g0
+        fr = self._frame_common(n0, n1, gi, send, arrival, ev)
+        self._horizon, self._out_frames, self._out_packets = horizon, [], []
+        for f, st in enumerate(self.states):
+            lost = decisions(st.fwd_loss, send)
+            ok = ~lost
+            st.add_arrivals(ev[ok], gs[ok])
+            if ok.any():
+                self.last_ev[f] = float(ev[ok][-1])
+            limit = horizon if not last else max(0.0 + c.n_frames * c.frame_s, self.last_ev[f])
+            reps = st.make_reports(limit, c.report_size_bytes)
+            p_hat = st.p_hat(t.ready[n0:n1])
+            late_pkt = ok & (ev > first_rel)
+            fate = np.where(lost, send, ev)
+            self._frames(f, fr, gi, ok, late_pkt, fate, p_hat, ev, n0, n1)
+            made_at = np.minimum(reps.pop("next_arrival"), self._wake_at_or_after(reps["tau"]))
+            self._packets(f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps, made_at)
+        self._write(horizon)
+
+    def _wake_at_or_after(self, tau: np.ndarray) -> np.ndarray:
+        """The wake of the first group whose frames' p-hat lookups reach ``tau``."""
+        i = np.searchsorted(self.ready_last, tau, side="left")
+        return np.concatenate([self.t.wake, [INF]])[i]
+
+    def _frame_common(self, n0, n1, gi, send, arrival, ev) -> dict:
+        """The frame columns every flow shares, and both variants of those that depend on whether
+        the frame's packet arrived in time."""
+        c, t = self.call, self.t
+        s = c.stage_s
+        n = np.arange(n0, n1, dtype=np.int64)
+        capture = 0.0 + n * c.frame_s
+        d = c.algorithmic_delay_s
+        t_enc, t_ra, t_lm, t_dec = s["encoder"], s["controller"], s["concealer"], s["decoder"]
+        t_coder = t_enc + t_dec
+        snd, arr = send[gi], arrival[gi]
+        t_context = snd - capture - t_enc - t_ra + d
+        t_transmit = arr - snd
+        rx_start, rx_end = t.rx_start[n0:n1], t.rx_end[n0:n1]
+        return {"n": n, "capture": capture, "send": snd, "arrival": arr, "ev": ev[gi], "release": t.release[n0:n1],
+                "playout": rx_end + d, "t_context": t_context, "t_transmit": t_transmit,
+                "t_wait_in": rx_start - arr, "t_wait_out": rx_start - snd, "latency": rx_end - capture + d,
+                "eq22_in": t_context + t_coder + t_ra + t_lm + t_transmit, "stage": (t_enc, t_ra, t_lm, t_dec, t_coder)}
+
+    def _frames(self, f, fr, gi, ok, late_pkt, fate, p_hat, ev, n0, n1) -> None:
+        c = self.call
+        S, D, n = c.units_sent, c.units_double, fr["n"]
+        t_enc, t_ra, t_lm, t_dec, t_coder = fr["stage"]
+        delivered = ok[gi]
+        in_time = delivered & (fr["ev"] <= fr["release"])
+        prim_ok = delivered & ~late_pkt[gi]
+        t_transmit = np.where(prim_ok, fr["t_transmit"], np.nan)
+        t_wait = np.where(prim_ok, fr["t_wait_in"], fr["t_wait_out"])
+        eq22 = np.where(prim_ok, fr["eq22_in"], np.nan)
+        received = np.where(in_time, S, 0)
+        late = np.where(delivered & ~in_time, S, 0)
+        lost = S - received - late
+        m = len(n)
+
+        def full(v, dtype=np.float64):
+            return np.full(m, v, dtype=dtype)
+
+        cols = {"flow": full(f, np.int64), "frame": n, "capture_s": fr["capture"], "send_s": fr["send"],
+                "release_s": fr["release"], "playout_s": fr["playout"], "t_context_s": fr["t_context"],
+                "t_encoder_s": full(t_enc), "t_ra_s": full(t_ra), "t_transmit_s": t_transmit, "t_wait_s": t_wait,
+                "t_lm_s": full(t_lm), "t_decoder_s": full(t_dec), "t_coder_s": full(t_coder),
+                "latency_s": fr["latency"], "eq22_latency_s": eq22, "p_hat": p_hat, "tokens_sent": full(S, np.int64),
+                "tokens_repeated": full(D, np.int64), "tokens_received": received, "tokens_lost": lost,
+                "tokens_late": late, "tokens_concealed": full(0, np.int64),
+                "payload_bits": full(c.frame_bits + c.side_bits, np.int64)}
+        for name, value in c.info:
+            cols[name] = np.full(m, value, dtype=object)
+        timing = np.column_stack([fr["latency"], eq22, fr["t_context"], cols["t_coder_s"], cols["t_ra_s"],
+                                  cols["t_lm_s"], t_transmit, t_wait])
+        self.stats[f].add(timing, [m, S * m, D * m, received.sum(), lost.sum(), late.sum(), 0])
+        cols["_release"], cols["_fate"] = fr["release"], fate[gi]
+        pend = self.frames[f]
+        pend.extend(cols)
+        self.trig_ev[f] = np.concatenate([self.trig_ev[f], ev[ok]])
+        self._frame_out(f, n1)
+
+    def _frame_out(self, f, n1) -> None:
+        """Write flow f's frame rows whose key is before the horizon (all of them at the end)."""
+        pend, last = self.frames[f], n1 == self.call.n_frames
+        rel = pend.cols["_release"]
+        trigger = first_after(self.trig_ev[f], rel, strict=True)  # released at the first arrival after it
+        key = np.maximum.accumulate(np.maximum(np.maximum(trigger, pend.cols["_fate"]), self.frame_key[f]))
+        k = len(key) if last else prefix_before(key, self._horizon)
+        rows = pend.take(k)
+        if k:
+            self.frame_key[f] = float(key[k - 1])
+        left = pend.cols["_release"]
+        floor = left[0] if len(left) else (self.t.release[n1] if not last else INF)
+        self.trig_ev[f] = self.trig_ev[f][self.trig_ev[f] > floor]
+        self._out_frames.append((rows, key[:k]))
+
+    def _packets(self, f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps, made_at) -> None:
+        c, m, r = self.call, len(gs), len(reps["tau"])
+        media = self.recorder.media
+        media[0] += m
+        media[1] += int(lost.sum())
+        media[3] += int(late_pkt.sum())
+        media[4] += int(header.sum())
+        media[5] += int(payload.sum())
+
+        def full(v, k, dtype=np.int64):
+            return np.full(k, v, dtype=dtype)
+
+        fwd = {"flow": full(f, m), "seq": gs, "kind": full("media", m, object), "send_s": send,
+               "arrival_s": np.where(lost, np.nan, arrival), "header_bytes": header, "payload_bytes": payload,
+               "payload_bits": bits, "first_frame": self.t.first_frame[gs], "lost": lost.astype(np.int64),
+               "late": late_pkt.astype(np.int64), "dropped": full(0, m),
+               "_fwd": full(True, m, bool), "_t": fate, "_m": full(np.nan, m, np.float64)}
+        rep = {"flow": full(f, r), "seq": reps["seq"], "kind": full("feedback", r, object), "send_s": reps["tau"],
+               "arrival_s": reps["arrival"], "header_bytes": full(c.report_header_bytes, r),
+               "payload_bytes": full(c.report_payload_bytes, r), "payload_bits": full(8 * c.report_payload_bytes, r),
+               "first_frame": full(-1, r), "lost": reps["lost"].astype(np.int64), "late": full(0, r),
+               "dropped": full(0, r), "_fwd": full(False, r, bool), "_t": full(np.nan, r, np.float64),
+               "_m": made_at}
+        pend = self.packets[f]
+        pend.extend(fwd)
+        pend.extend(rep)
+        p = pend.cols
+        # one flow's order: send time, a forward packet before a report at the same instant, sequence
+        order = np.lexsort((p["seq"], ~p["_fwd"], p["send_s"]))
+        pend.cols = p = {k: v[order] for k, v in p.items()}
+        is_fwd = p["_fwd"]
+        ok = ~lost
+        # a report still waiting may be made by one of this block's arrivals
+        p["_m"] = np.where(is_fwd, np.nan, np.minimum(p["_m"], first_after(self.t.arrive_ev[gs][ok], p["send_s"],
+                                                                             strict=False)))
+        ready = np.maximum.accumulate(np.maximum(np.where(is_fwd, p["_t"], -INF), self.fwd_fate[f]))
+        key = np.where(is_fwd, np.maximum(ready, next_value(~is_fwd, p["_m"])),
+                       np.maximum(p["_m"], next_value(is_fwd, ready)))
+        key = np.maximum.accumulate(np.maximum(key, self._packet_key(f)))
+        last = self._horizon == INF
+        k = len(key) if last else prefix_before(key, self._horizon)
+        if k:
+            self.fwd_fate[f] = float(ready[k - 1])
+            self._last_packet_key[f] = float(key[k - 1])
+        self._out_packets.append((pend.take(k), key[:k]))
+
+    def _packet_key(self, f) -> float:
+        if not hasattr(self, "_last_packet_key"):
+            self._last_packet_key = [-INF] * len(self.states)
+        return self._last_packet_key[f]
+
+    def _write(self, horizon: float) -> None:
+        from simlab.records import FRAME_COLUMNS, PACKET_COLUMNS, FrameRecord
+
+        rec = self.recorder
+        frame_names = FRAME_COLUMNS + [k for k, _ in self.call.info]
+        if rec.frames is None:
+            rec.frames = rec._stream("frames.csv", frame_names, FrameRecord)
+        for out, stream, names in ((self._out_frames, rec.frames, frame_names),
+                                   (self._out_packets, rec.packets, PACKET_COLUMNS)):
+            parts = [(cols, key) for cols, key in out if len(key)]
+            if not parts:
+                continue
+            if len(parts) == 1:
+                cols = parts[0][0]
+            else:
+                order = merge_flows([key for _, key in out])
+                cols = {k: np.concatenate([c[k] for c, _ in out])[order] for k in names}
+            _add_block(stream, [cols[k] for k in names])
+
+
+def _add_block(stream, columns: list) -> None:
+    columns = [c.tolist() if c.dtype == object else c for c in columns]
+    add_block = getattr(stream, "add_block", None)
+    if add_block is not None:
+        add_block(columns)
+        return
+    for row in zip(*[c if isinstance(c, list) else c.tolist() for c in columns]):
+        stream.add(row)
