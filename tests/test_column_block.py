@@ -50,17 +50,17 @@ def pyrows(cols):
     return list(zip(*(c.tolist() if isinstance(c, np.ndarray) else list(c) for c in cols)))
 
 
-def split(rng, n):
-    """Odd sizes that add up to n; 0 where add() is used for one row instead."""
-    cuts = np.sort(rng.choice(np.arange(1, n), min(n - 1, 12), replace=False))
+def split(rng, n, cuts=12):
+    """Odd sizes that add up to n."""
+    cuts = np.sort(rng.choice(np.arange(1, n), min(n - 1, cuts), replace=False))
     return np.diff(np.concatenate([[0], cuts, [n]]))
 
 
-def feed(stream, cols, rng, mixed=True):
+def feed(stream, cols, rng, mixed=True, cuts=12):
     """The block's rows in pieces: blocks of odd sizes, some rows through add()."""
     rows = pyrows(cols)
     start = 0
-    for size in split(rng, len(rows)):
+    for size in split(rng, len(rows), cuts):
         if mixed and rng.random() < 0.4:
             for r in rows[start:start + size]:
                 stream.add(r)
@@ -69,12 +69,12 @@ def feed(stream, cols, rng, mixed=True):
         start += size
 
 
-def write_both(tmp_path, make, cols, rng, mixed=True):
+def write_both(tmp_path, make, cols, rng, mixed=True, cuts=12):
     tmp_path.mkdir(exist_ok=True)
     old, new = make(tmp_path / "old"), make(tmp_path / "new")
     for r in pyrows(cols):
         old.add(r)
-    feed(new, cols, rng, mixed)
+    feed(new, cols, rng, mixed, cuts)
     old.close()
     new.close()
     assert new.count == old.count == len(cols[0])
@@ -129,6 +129,23 @@ def test_csv_cells_csv_writes_itself(tmp_path):
     for i, cols in enumerate(cases):
         old, new = write_both(tmp_path / str(i), lambda p: CsvStream(p, ["a", "b"], buffer_rows=7), cols, rng)
         assert new == old, i
+
+
+def test_csv_one_big_block(tmp_path):
+    """Columns formatted together: few-valued floats (formatted once each), ints of several
+    dtypes, constants, a block where every column is constant."""
+    rng = np.random.default_rng(4)
+    n = 5000
+    few = np.concatenate([floats(rng, 8), [0.0, -0.0, np.nan]])
+    cols = [rng.choice(few, n), floats(rng, n), rng.choice(few, n), np.full(n, -0.0), np.full(n, np.nan),
+            rng.integers(-9, 9, n).astype(np.int32), rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2),
+            rng.integers(-10**18, 10**18, n), np.full(n, 5, np.int16), rng.choice(["a", "b"], n).tolist()]
+    names = [f"c{i}" for i in range(len(cols))]
+    old, new = write_both(tmp_path / "a", lambda p: CsvStream(p, names), cols, rng, mixed=False, cuts=0)
+    assert new == old
+    const = [np.full(n, 0.5), np.full(n, 3), ["x"] * n]
+    old, new = write_both(tmp_path / "b", lambda p: CsvStream(p, ["a", "b", "c"]), const, rng, mixed=False, cuts=0)
+    assert new == old
 
 
 def test_csv_without_pyarrow(tmp_path, monkeypatch):

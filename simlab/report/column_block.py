@@ -6,14 +6,16 @@ int64, bool) or a Python list (text columns: a packet's kind, a mask "11111111")
 length. Its rows are ``zip(*(c.tolist() ...))``: Python floats, ints and strings.
 
 Why pyarrow: csv.writer calls repr per float cell (~0.2-0.5 us); numpy's ``astype(str)`` gives
-the same text but is slower still. Arrow's float->string cast writes the same shortest
-round-trip digits as repr in C, ~10x faster, in another layout ("1" for 1.0, "1e+15" for
-1000000000000000.0, "0.00001" for 1e-05, "2.5e-7" for 2.5e-07). Cells are kept where the two
-layouts agree: repr is positional for 1e-4 <= |x| < 1e16, so an Arrow cell there without an
-exponent is repr once ".0" is added to integral values. Zero, NaN and inf agree too (after ".0"
-for zero). The rest (|x| < 1e-4, |x| >= 1e16, the odd exponent Arrow writes below 1e16) is
-formatted by repr, cell by cell: rare in a run's tables. Without pyarrow, or when a text cell
-needs csv quoting, the caller writes the block's rows with csv.writer instead.
+the same text but is slower still (~0.75 us). Arrow's float->string cast writes the same
+shortest round-trip digits as repr in C (~0.08 us), in another layout: "1" for 1.0, "1e+10" from
+1e10 up, "0.00001" for 1e-05, "2.5e-7" for 2.5e-07. repr is positional for 1e-4 <= |x| < 1e16,
+Arrow for 1e-6 <= |x| < 1e10 (probed once; if a pyarrow writes otherwise, cells with an "e"
+are found from the text): where both are positional the text is repr's once ".0" is added to
+integral values; zero, NaN and inf agree too (zero after ".0"). The rest (|x| < 1e-4, |x| >= 1e10)
+is formatted by repr, cell by cell: rare in a run's tables (times, delays, probabilities).
+A constant column is formatted once; a column of few distinct values (a delay that takes a
+handful) formats each value once. Without pyarrow, or when a cell is not a number or text
+csv.writer leaves unquoted, the caller writes the block's rows with csv.writer instead.
 """
 from __future__ import annotations
 
@@ -54,10 +56,6 @@ def rows(columns) -> list:
     return list(zip(*(pylist(c) for c in columns)))
 
 
-def _repeat(text: str, n: int):
-    return pa.array([text], pa.string()).take(np.zeros(n, np.int64))
-
-
 def _arrow_layout() -> bool:
     """Whether Arrow writes floats positionally exactly for 1e-6 <= |x| < 1e10 (double-conversion's
     shortest mode, decimal exponents -6..9), checked once: then which cells need repr is known
@@ -70,22 +68,8 @@ def _arrow_layout() -> bool:
 _KNOWN_LAYOUT: list = []
 
 
-def _float_cells(x: np.ndarray):
-    """repr of each float64 (NaN 'nan'), as an Arrow string array."""
-    n = len(x)
-    bits = x.view(np.int64)  # values compared bitwise: -0.0 is not 0.0
-    if n == 0 or (bits == bits[0]).all():  # a constant column: one repr
-        return _repeat(repr(float(x[0])), n) if n else pa.array([], pa.string())
-    sample = bits[::max(1, n // 1024)]
-    if n >= 4096 and 4 * len(np.unique(sample)) <= len(sample):
-        # Few distinct values (a delay that takes a handful): format each once (hashing is
-        # ~10x cheaper than formatting), then index. The same text either way.
-        d = pa.array(bits).dictionary_encode()
-        return _float_text(d.dictionary.to_numpy().view(np.float64)).take(d.indices)
-    return _float_text(x)
-
-
 def _float_text(x: np.ndarray):
+    """repr of each float64 (NaN 'nan'), as an Arrow string array."""
     s = pc.cast(pa.array(x), pa.string())
     if not _KNOWN_LAYOUT:
         _KNOWN_LAYOUT.append(_arrow_layout())
@@ -104,14 +88,15 @@ def _float_text(x: np.ndarray):
     return s
 
 
-def _number_cells(col: np.ndarray):
-    if col.dtype.kind == "f":
-        return _float_cells(col.astype(np.float64, copy=False))
-    if col.dtype.kind == "b":
-        return pc.if_else(pa.array(col), "True", "False")
-    if len(col) and (col == col[0]).all():
-        return _repeat(str(col[0].item()), len(col))
-    return pc.cast(pa.array(col), pa.string())
+def _few_text(x: np.ndarray):
+    """_float_text of a column of few distinct values: each formatted once (hashing is ~10x
+    cheaper than formatting), then indexed. Values compared bitwise: -0.0 is not 0.0."""
+    d = pa.array(x.view(np.int64)).dictionary_encode()
+    return _float_text(d.dictionary.to_numpy().view(np.float64)).take(d.indices)
+
+
+def _int_text(x: np.ndarray):
+    return pc.cast(pa.array(x), pa.string())
 
 
 _QUOTING: dict = {}
@@ -126,30 +111,63 @@ def _plain(v: str) -> bool:
     return _QUOTING[v]
 
 
+def _cells(columns) -> list | None:
+    """Each column's cells as the text csv.writer writes (str() of each value, None empty): an
+    Arrow string array, or a string scalar for a constant column; None when a cell is neither a
+    number nor plain text (csv.writer then). Numeric columns of a kind are formatted together,
+    one Arrow call for the block, not one a column (blocks of a few hundred rows)."""
+    cells: list = [None] * len(columns)
+    groups: dict = {_float_text: [], _few_text: [], _int_text: []}
+    for i, col in enumerate(columns):
+        kind = col.dtype.kind if isinstance(col, np.ndarray) else None
+        if kind == "b":
+            cells[i] = pc.if_else(pa.array(col), "True", "False")
+        elif kind in ("f", "i", "u"):
+            x = col.astype(np.float64 if kind == "f" else col.dtype, copy=False)
+            bits = x.view(np.int64) if kind == "f" else x  # floats bitwise: -0.0 is not 0.0
+            if len(x) and (bits == bits[0]).all():
+                cells[i] = pa.scalar(str(x[0].item()), pa.string())  # str: repr of a float
+            elif kind != "f":
+                groups[_int_text].append((i, x if kind == "i" else x.astype(np.uint64)))
+            else:
+                sample = bits[::max(1, len(x) // 1024)]
+                few = len(x) >= 1024 and 4 * len(np.unique(sample)) <= len(sample)
+                groups[_few_text if few else _float_text].append((i, x))
+        else:
+            values = pylist(col)
+            text = all(k is type(None) or issubclass(k, str) for k in set(map(type, values)))
+            if not text or not all(_plain(v) for v in set(values) if v is not None):
+                return None
+            cells[i] = pa.array(values, pa.string()).fill_null("")
+    for fmt, members in groups.items():
+        for dtype in {x.dtype for _, x in members}:  # ints and uint64s apart
+            same = [(i, x) for i, x in members if x.dtype == dtype]
+            text = fmt(np.concatenate([x for _, x in same]))
+            for j, (i, x) in enumerate(same):
+                cells[i] = text.slice(j * len(x), len(x))
+    return cells
+
+
 def text_cells(col):
-    """The column's cells as the text csv.writer writes (str() of each value; None empty), an
-    Arrow string array; None when a cell is neither a number nor plain text (csv.writer then)."""
-    if isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
-        return _number_cells(col)
-    values = pylist(col)
-    text = all(k is type(None) or issubclass(k, str) for k in set(map(type, values)))
-    if not text or not all(_plain(v) for v in set(values) if v is not None):
+    """The column's cells as csv.writer writes them, an Arrow string array (or None: `_cells`)."""
+    cells = _cells([col])
+    if cells is None:
         return None
-    return pa.array(values, pa.string()).fill_null("")
+    c = cells[0]
+    return pa.array([c.as_py()], pa.string()).take(np.zeros(len(col), np.int64)) if isinstance(c, pa.Scalar) else c
 
 
 def csv_text(columns):
     """The block's CSV lines (after the header) as csv.writer writes its rows, UTF-8 bytes (a
     memoryview); None when it needs csv.writer (no pyarrow, text that needs quotes, a single
     column, other cell types)."""
-    if not HAVE_ARROW or len(columns) < 2:  # csv quotes a lone empty cell: leave that to it
+    if not HAVE_ARROW or len(columns) < 2 or not len(columns[0]):  # csv quotes a lone empty cell
         return None
-    cells = []
-    for col in columns:
-        c = text_cells(col)
-        if c is None:
-            return None
-        cells.append(c)
+    cells = _cells(columns)
+    if cells is None:
+        return None
+    if all(isinstance(c, pa.Scalar) for c in cells):  # every column constant
+        cells[0] = pa.array([cells[0].as_py()], pa.string()).take(np.zeros(len(columns[0]), np.int64))
     cells[-1] = pc.binary_join_element_wise(cells[-1], "\n", "")  # each line's end
     lines = pc.binary_join_element_wise(*cells, ",")
     # The lines lie end to end in the array's data buffer: the block's text, no copy.
