@@ -139,3 +139,18 @@ def test_what_the_block_engine_cannot_take_runs_on_events(changes, why, tmp_path
     assert simulate(sc, None)["facts"]["engine"] == "event"
     with pytest.raises(UserError, match=f"engine: block cannot run this scenario: .*{why}"):
         simulate(sc, None, engine="block")
+
+
+def test_ewma_update_many_is_update_report_by_report():
+    import numpy as np
+
+    from simlab.sim.estimators import Ewma
+
+    rng = np.random.default_rng(5)
+    expected = rng.integers(0, 4, 5000)
+    received = np.minimum(expected, rng.integers(0, 4, 5000))
+    one, many = Ewma(0.1, 0.05), Ewma(0.1, 0.05)
+    values = [one.update(float(t), int(e), int(r)) for t, e, r in zip(np.arange(5000.0), expected, received)]
+    block = np.concatenate([many.update_many(np.arange(a, b, dtype=float), expected[a:b], received[a:b])
+                            for a, b in ((0, 0), (0, 1), (1, 1777), (1777, 5000))])
+    assert block.tolist() == values and many.value == one.value

@@ -63,9 +63,13 @@ class SyntheticSystem:
         timer.charge("decoder")
         return _NOTHING
 
-    def fixed_frame(self) -> FixedFrame:
+    def fixed_frame(self) -> FixedFrame | None:
         """Every frame is the same mask and sizes whatever p-hat says (the block engine's term);
-        the tokens themselves reach no table."""
+        the tokens themselves reach no table. None for a subclass with a transmit or receive of its
+        own: what it sends is no longer known here."""
+        cls = type(self)
+        if cls.transmit is not SyntheticSystem.transmit or cls.receive is not SyntheticSystem.receive:
+            return None
         return FixedFrame(self.mask, self.unit_bits, SIDE_BITS, self._info, ("encoder", "controller"),
                           ("concealer", "decoder"))
 

@@ -21,7 +21,7 @@ from simlab.sim.block_rows import INF, first_after, merge_flows, next_value, pre
 from simlab.sim.block_timing import CallTiming, call_timing
 from simlab.sim.monitor import COMPONENTS, TOTALS
 
-ROWS_PER_BLOCK = 1 << 17  # packets of all flows in one block: memory stays flat in duration
+ROWS_PER_BLOCK = 1 << 15  # packets of all flows in one block: memory stays flat in duration
 STATS_BLOCK = 4096  # frames per fold into the statistics, as `Monitor` folds them
 
 
@@ -237,22 +237,13 @@ class BlockRun:
         late = np.where(delivered & ~in_time, S, 0)
         lost = S - received - late
         m = len(n)
-
-        def full(v, dtype=np.float64):
-            return np.full(m, v, dtype=dtype)
-
-        cols = {"flow": full(f, np.int64), "frame": n, "capture_s": fr["capture"], "send_s": fr["send"],
-                "release_s": fr["release"], "playout_s": fr["playout"], "t_context_s": fr["t_context"],
-                "t_encoder_s": full(t_enc), "t_ra_s": full(t_ra), "t_transmit_s": t_transmit, "t_wait_s": t_wait,
-                "t_lm_s": full(t_lm), "t_decoder_s": full(t_dec), "t_coder_s": full(t_coder),
-                "latency_s": fr["latency"], "eq22_latency_s": eq22, "p_hat": p_hat, "tokens_sent": full(S, np.int64),
-                "tokens_repeated": full(D, np.int64), "tokens_received": received, "tokens_lost": lost,
-                "tokens_late": late, "tokens_concealed": full(0, np.int64),
-                "payload_bits": full(c.frame_bits + c.side_bits, np.int64)}
-        for name, value in c.info:
-            cols[name] = np.full(m, value, dtype=object)
-        timing = np.column_stack([fr["latency"], eq22, fr["t_context"], cols["t_coder_s"], cols["t_ra_s"],
-                                  cols["t_lm_s"], t_transmit, t_wait])
+        # the columns that vary; those the same in every row are added as the rows are written
+        cols = {"frame": n, "capture_s": fr["capture"], "send_s": fr["send"], "release_s": fr["release"],
+                "playout_s": fr["playout"], "t_context_s": fr["t_context"], "t_transmit_s": t_transmit,
+                "t_wait_s": t_wait, "latency_s": fr["latency"], "eq22_latency_s": eq22, "p_hat": p_hat,
+                "tokens_received": received, "tokens_lost": lost, "tokens_late": late}
+        timing = np.column_stack([fr["latency"], eq22, fr["t_context"], np.full(m, t_coder), np.full(m, t_ra),
+                                  np.full(m, t_lm), t_transmit, t_wait])
         self.stats[f].add(timing, [m, S * m, D * m, received.sum(), lost.sum(), late.sum(), 0])
         cols["_release"], cols["_fate"] = fr["release"], fate[gi]
         pend = self.frames[f]
@@ -287,21 +278,18 @@ class BlockRun:
         def full(v, k, dtype=np.int64):
             return np.full(k, v, dtype=dtype)
 
-        fwd = {"flow": full(f, m), "seq": gs, "kind": full("media", m, object), "send_s": send,
-               "arrival_s": np.where(lost, np.nan, arrival), "header_bytes": header, "payload_bytes": payload,
-               "payload_bits": bits, "first_frame": self.t.first_frame[gs], "lost": lost.astype(np.int64),
-               "late": late_pkt.astype(np.int64), "dropped": full(0, m),
-               "_fwd": full(True, m, bool), "_t": fate, "_m": full(np.nan, m, np.float64)}
-        rep = {"flow": full(f, r), "seq": reps["seq"], "kind": full("feedback", r, object), "send_s": reps["tau"],
-               "arrival_s": reps["arrival"], "header_bytes": full(c.report_header_bytes, r),
-               "payload_bytes": full(c.report_payload_bytes, r), "payload_bits": full(8 * c.report_payload_bytes, r),
-               "first_frame": full(-1, r), "lost": reps["lost"].astype(np.int64), "late": full(0, r),
-               "dropped": full(0, r), "_fwd": full(False, r, bool), "_t": full(np.nan, r, np.float64),
-               "_m": made_at}
+        # media then reports, each in its own order; "kind" and "flow" are added as rows are written
+        cols = {"seq": (gs, reps["seq"]), "send_s": (send, reps["tau"]),
+                "arrival_s": (np.where(lost, np.nan, arrival), reps["arrival"]),
+                "header_bytes": (header, full(c.report_header_bytes, r)),
+                "payload_bytes": (payload, full(c.report_payload_bytes, r)),
+                "payload_bits": (bits, full(8 * c.report_payload_bytes, r)),
+                "first_frame": (self.t.first_frame[gs], full(-1, r)), "lost": (lost, reps["lost"]),
+                "late": (late_pkt, full(False, r, bool)), "_fwd": (full(True, m, bool), full(False, r, bool)),
+                "_t": (fate, full(np.nan, r, np.float64)), "_m": (full(np.nan, m, np.float64), made_at)}
         pend = self.packets[f]
-        pend.extend(fwd)
-        pend.extend(rep)
-        p = pend.cols
+        old = pend.cols
+        p = {k: np.concatenate([old[k], *v] if old else v) for k, v in cols.items()}
         # one flow's order: send time, a forward packet before a report at the same instant, sequence
         order = np.lexsort((p["seq"], ~p["_fwd"], p["send_s"]))
         pend.cols = p = {k: v[order] for k, v in p.items()}
@@ -329,21 +317,48 @@ class BlockRun:
     def _write(self, horizon: float) -> None:
         from simlab.records import FRAME_COLUMNS, PACKET_COLUMNS, FrameRecord
 
-        rec = self.recorder
-        frame_names = FRAME_COLUMNS + [k for k, _ in self.call.info]
+        rec, c = self.recorder, self.call
+        frame_names = FRAME_COLUMNS + [k for k, _ in c.info]
         if rec.frames is None:
             rec.frames = rec._stream("frames.csv", frame_names, FrameRecord)
-        for out, stream, names in ((self._out_frames, rec.frames, frame_names),
-                                   (self._out_packets, rec.packets, PACKET_COLUMNS)):
-            parts = [(cols, key) for cols, key in out if len(key)]
+        t_enc, t_ra, t_lm, t_dec = (c.stage_s[s] for s in ("encoder", "controller", "concealer", "decoder"))
+        frame_same = {"t_encoder_s": t_enc, "t_ra_s": t_ra, "t_lm_s": t_lm, "t_decoder_s": t_dec,
+                      "t_coder_s": t_enc + t_dec, "tokens_sent": c.units_sent, "tokens_repeated": c.units_double,
+                      "tokens_concealed": 0, "payload_bits": c.frame_bits + c.side_bits, **dict(c.info)}
+        for out, stream, names, same in ((self._out_frames, rec.frames, frame_names, frame_same),
+                                         (self._out_packets, rec.packets, PACKET_COLUMNS, {})):
+            parts = [(f, cols, key) for f, (cols, key) in enumerate(out) if len(key)]
             if not parts:
                 continue
             if len(parts) == 1:
-                cols = parts[0][0]
+                f, cols, _ = parts[0]
+                flow = np.full(len(parts[0][2]), f, dtype=np.int64)
             else:
-                order = merge_flows([key for _, key in out])
-                cols = {k: np.concatenate([c[k] for c, _ in out])[order] for k in names}
+                order = merge_flows([key for _, _, key in parts])
+                flow = np.concatenate([np.full(len(key), f, dtype=np.int64) for f, _, key in parts])[order]
+                cols = {k: np.concatenate([c[k] for _, c, _ in parts])[order] for k in parts[0][1]}
+            n = len(flow)
+            cols = {**cols, "flow": flow, **{k: np.full(n, v, dtype=object if isinstance(v, str) else None)
+                                             for k, v in same.items()}}
+            if "_fwd" in cols:
+                cols["kind"] = KINDS[cols["_fwd"].astype(np.int64)]
+                cols["lost"], cols["late"] = cols["lost"].astype(np.int64), cols["late"].astype(np.int64)
+                cols["dropped"] = np.zeros(n, dtype=np.int64)
             _add_block(stream, [cols[k] for k in names])
+        _release_arrow()
+
+
+KINDS = np.array(["feedback", "media"], dtype=object)
+
+
+def _release_arrow() -> None:
+    """Hand the writers' transient Arrow buffers back (mimalloc keeps ~40 MB of them otherwise: the
+    run's memory would grow for its first blocks)."""
+    import sys
+
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
 
 
 def _add_block(stream, columns: list) -> None:

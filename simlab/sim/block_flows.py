@@ -71,13 +71,12 @@ class FlowState:
         max_seq = seqs[n_before]  # the latest arrival's before each (RtcpCounter's highest)
         expected = np.diff(np.concatenate([[self.max_seq], max_seq]))
         received = np.diff(np.concatenate([[self.received], cum]))
-        values = np.empty(m)
-        upd, levels = self.estimator.update, self.levels
-        for i in range(m):
-            level = round(upd(float(tau[i]), int(expected[i]), int(received[i])) * levels)
-            if levels == 256:
-                level = min(level, 255)
-            values[i] = level / levels
+        values = self._estimates(tau, expected, received)
+        # quantised as `Feedback._report` does (numpy's rint rounds half to even, as round does)
+        level = np.rint(values * self.levels)
+        if self.levels == 256:
+            level = np.minimum(level, 255)
+        values = level / self.levels
         _, depart, self.rev_free = fifo(tau, self.rev_wire * 8.0 / self.rev_bw, self.rev_free)
         lost = decisions(self.rev_loss, tau)
         arrival = np.where(lost, np.nan, depart + self.rev_delay)
@@ -97,6 +96,15 @@ class FlowState:
         self.lost += int(lost.sum())
         self.carried_bytes += m * size_bytes
         return {"tau": tau, "arrival": arrival, "lost": lost, "seq": seq, "next_arrival": next_arrival}
+
+    def _estimates(self, tau, expected, received) -> np.ndarray:
+        """The estimator's value after each report: its ``update_many`` where it has one."""
+        many = getattr(self.estimator, "update_many", None)
+        if many is not None:
+            return many(tau, expected, received)
+        upd = self.estimator.update
+        return np.fromiter((upd(float(t), int(e), int(r)) for t, e, r in zip(tau, expected, received)),
+                           dtype=np.float64, count=len(tau))
 
     def p_hat(self, ready: np.ndarray) -> np.ndarray:
         """What the sender knew at each of ``ready`` (increasing): the latest report that had

@@ -4,6 +4,9 @@ report -> the loss rate p-hat it sends back. simlab's own are registered in
 from __future__ import annotations
 
 from collections import deque
+from itertools import accumulate
+
+import numpy as np
 
 
 class RtcpCounter:
@@ -39,6 +42,21 @@ class Ewma:
             frac = min(1.0, max(0.0, 1.0 - received / expected))
             self.value += self.alpha * (frac - self.value)
         return self.value
+
+    def update_many(self, t: np.ndarray, expected: np.ndarray, received: np.ndarray) -> np.ndarray:
+        """`update` for a block of reports (optional for an estimator; the block engine uses it):
+        the same values, bit for bit (the fractions as numpy divides them are Python's, the
+        recurrence runs in its order)."""
+        out = np.empty(len(t))
+        has = expected > 0
+        frac = np.minimum(1.0, np.maximum(0.0, 1.0 - received[has] / expected[has]))
+        a, v = self.alpha, self.value
+        vals = list(accumulate(frac.tolist(), lambda v, f: v + a * (f - v), initial=v))
+        self.value = vals[-1]
+        # a report without packets expected repeats the value before it
+        idx = np.cumsum(has)
+        out[:] = np.asarray(vals)[idx]
+        return out
 
 
 class Windowed:
