@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from simlab.build import estimator, flow_rngs, loss_schedule
-from simlab.sim.block_engine import BlockCall, BlockRun
+from simlab.sim.block_engine import BlockCall, BlockRun, block_groups
 from simlab.sim.block_flows import FlowState
 from simlab.sim.block_timing import events_coincide
 from simlab.sim.feedback import Feedback
@@ -91,7 +91,7 @@ def _feedback(params) -> Feedback:
 
 
 def plan_block(sc, system, params, tx_timer, rx_timer, engine: str = "auto"):
-    """(BlockCall, timing, p-hat levels) when ``sc`` runs on the block engine, else None; ``engine`` block makes
+    """(BlockCall, p-hat levels) when ``sc`` runs on the block engine, else None; ``engine`` block makes
     a scenario that cannot a `UserError` naming why."""
     from simlab.errors import UserError
 
@@ -100,23 +100,22 @@ def plan_block(sc, system, params, tx_timer, rx_timer, engine: str = "auto"):
     if engine == "event":
         return None
     why = block_reason(sc, system, params)
-    call = timing = None
+    call = None
     if why is None:
         call = block_call(sc, system, params, tx_timer, rx_timer)
-        timing = call.timing()
-        if sc.flows > 1 and events_coincide(timing):
+        if sc.flows > 1 and events_coincide(call.clock(), block_groups(sc.flows)):
             why = "events of different kinds coincide in time (their order across flows is SimPy's)"
     if why is not None:
         if engine == "block":
             raise UserError(f"engine: block cannot run this scenario: {why}")
         return None
-    return call, timing, _feedback(params)._levels
+    return call, _feedback(params)._levels
 
 
 def run_block(sc, plan, flow_seeds, recorder) -> list:
     """Run the planned call for every flow; the flows' results for `simulate`'s summary. Each flow's
     loss streams are spawned exactly as `simulate` spawns them for the event engine."""
-    call, timing, levels = plan
+    call, levels = plan
     net = sc.network
     fb = None
     states = []
@@ -128,5 +127,5 @@ def run_block(sc, plan, flow_seeds, recorder) -> list:
             fb = (float(net.reverse.bandwidth_bps), float(net.reverse.delay_s),
                   call.report_size_bytes + int(net.reverse.link_overhead_bytes))
         states.append(FlowState(i, fwd, rev, estimator(sc), sc.feedback.interval_s, fb, levels, sc.feedback.initial_p))
-    return BlockRun(call, timing, states, recorder).run()
+    return BlockRun(call, states, recorder).run()
 

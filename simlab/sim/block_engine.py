@@ -18,8 +18,8 @@ from simlab.packets import HeaderProfile
 from simlab.report.quantiles import StreamStats
 from simlab.sim.block_flows import FlowState, decisions
 from simlab.sim.block_rows import INF, first_after, merge_flows, next_value, prefix_before
-from simlab.sim.block_timing import CallTiming, call_timing
-from simlab.sim.monitor import COMPONENTS, TOTALS
+from simlab.sim.block_timing import Clock
+from simlab.sim.monitor import COMPONENTS, TOTALS, fold_timing
 
 ROWS_PER_BLOCK = 1 << 15  # packets of all flows in one block: memory stays flat in duration
 STATS_BLOCK = 4096  # frames per fold into the statistics, as `Monitor` folds them
@@ -63,14 +63,18 @@ class BlockCall:
         bits = frames_in * (self.frame_bits + self.side_bits)
         return header, (bits + 7) // 8, bits
 
-    def timing(self) -> CallTiming:
-        n = np.arange(self.n_frames, dtype=np.int64)
-        g = np.arange(int((self.n_frames - 1) // self.group_frames) + 1, dtype=np.int64)
-        frames_in = np.minimum((g + 1) * self.group_frames, len(n)) - g * self.group_frames
-        header, payload, _ = self.packet_sizes(g, frames_in)
-        return call_timing(self.n_frames, self.frame_s, self.group_frames, self.tx_s, self.rx_s, self.lookahead,
-                           self.playout_s, header + payload, self.link_overhead_bytes, self.bandwidth_bps,
-                           self.delay_s)
+    def clock(self) -> Clock:
+        def sizes(groups, frames_in):
+            header, payload, _ = self.packet_sizes(groups, frames_in)
+            return header + payload
+
+        return Clock(self.n_frames, self.frame_s, self.group_frames, self.tx_s, self.rx_s, self.lookahead,
+                     self.playout_s, sizes, self.link_overhead_bytes, self.bandwidth_bps, self.delay_s)
+
+
+def block_groups(flows: int) -> int:
+    """Groups (packets) per flow in one block: ``ROWS_PER_BLOCK`` packets in all, 16 at least."""
+    return max(16, ROWS_PER_BLOCK // max(1, flows))
 
 
 class FlowStats:
@@ -107,12 +111,7 @@ class FlowStats:
         self._buf, self._n = [], 0
 
     def _fold(self, a: np.ndarray) -> None:
-        self.latency.add_many(a[:, 0])
-        self.eq22.add_many(a[:, 1])
-        comp = a[:, 2:]
-        ok = ~np.isnan(comp)
-        self.component_sums += np.where(ok, comp, 0.0).sum(axis=0)
-        self.component_counts += ok.sum(axis=0)
+        fold_timing(self, a)
 
 
 class FlowResult:
@@ -149,8 +148,9 @@ class BlockRun:
     """Runs ``call`` for ``states`` (one `FlowState` per flow), handing rows to ``recorder``
     (`simlab.report.recorder.RunRecorder`) in the event engine's order; ``results`` after `run`."""
 
-    def __init__(self, call: BlockCall, timing: CallTiming, states: list[FlowState], recorder):
-        self.call, self.t, self.states, self.recorder = call, timing, states, recorder
+    def __init__(self, call: BlockCall, states: list[FlowState], recorder):
+        self.call, self.states, self.recorder = call, states, recorder
+        self.clock = call.clock()
         self.stats = [FlowStats() for _ in states]
         self.frames = [_Pending() for _ in states]
         self.packets = [_Pending() for _ in states]
@@ -159,28 +159,29 @@ class BlockRun:
         self.trig_ev = [np.zeros(0) for _ in states]  # arrivals that can still release a pending frame
         self.frame_key = [-INF] * F  # the key of the last frame row written (rows are written in order)
         self.fwd_fate = [-INF] * F  # the latest fate among the forward packets written
-        t = timing
-        self.ready_last = t.ready[t.first_frame + t.frames_in - 1]  # a wake makes reports due by this
-        self.per_block = max(16, ROWS_PER_BLOCK // max(1, F))
+        self.per_block = block_groups(F)
 
     def run(self) -> list[FlowResult]:
-        P = len(self.t.wake)
+        P = self.clock.groups
         for g0 in range(0, P, self.per_block):
-            self._block(g0, min(P, g0 + self.per_block))
+            g1 = min(P, g0 + self.per_block)
+            self.t = self.clock.block(g0, g1)
+            self._block(g0, g1)
         for s in self.stats:
             s.flush()
         return [FlowResult(st, s, self.call.report_size_bytes) for st, s in zip(self.states, self.stats)]
 
     def _block(self, g0: int, g1: int) -> None:
         c, t = self.call, self.t
-        last = g1 == len(t.wake)
-        horizon = INF if last else float(t.wake[g1])
-        n0, n1 = int(t.first_frame[g0]), (c.n_frames if last else int(t.first_frame[g1]))
+        last = g1 == self.clock.groups
+        horizon = t.next_wake
+        n0 = int(t.first_frame[0])
+        n1 = n0 + len(t.ready)
         gs = np.arange(g0, g1, dtype=np.int64)
-        send, arrival, ev = t.send[g0:g1], t.arrival[g0:g1], t.arrive_ev[g0:g1]
-        header, payload, bits = c.packet_sizes(gs, t.frames_in[g0:g1])
-        first_rel = t.release[t.first_frame[g0:g1]]
-        gi = t.group[n0:n1] - g0
+        send, arrival, ev = t.send, t.arrival, t.arrive_ev
+        header, payload, bits = c.packet_sizes(gs, t.frames_in)
+        first_rel = t.release[t.first_frame - n0]
+        gi = t.group - g0
         fr = self._frame_common(n0, n1, gi, send, arrival, ev)
         self._horizon, self._out_frames, self._out_packets = horizon, [], []
         for f, st in enumerate(self.states):
@@ -191,7 +192,7 @@ class BlockRun:
                 self.last_ev[f] = float(ev[ok][-1])
             limit = horizon if not last else max(0.0 + c.n_frames * c.frame_s, self.last_ev[f])
             reps = st.make_reports(limit, c.report_size_bytes)
-            p_hat = st.p_hat(t.ready[n0:n1])
+            p_hat = st.p_hat(t.ready)
             late_pkt = ok & (ev > first_rel)
             fate = np.where(lost, send, ev)
             self._frames(f, fr, gi, ok, late_pkt, fate, p_hat, ev, n0, n1)
@@ -200,9 +201,11 @@ class BlockRun:
         self._write(horizon)
 
     def _wake_at_or_after(self, tau: np.ndarray) -> np.ndarray:
-        """The wake of the first group whose frames' p-hat lookups reach ``tau``."""
-        i = np.searchsorted(self.ready_last, tau, side="left")
-        return np.concatenate([self.t.wake, [INF]])[i]
+        """The wake of the first group of this block or the next's first whose frames' p-hat lookups
+        reach ``tau`` (inf: a later one)."""
+        t = self.t
+        i = np.searchsorted(np.concatenate([t.ready_last, [t.next_ready_last]]), tau, side="left")
+        return np.concatenate([t.wake, [t.next_wake, INF]])[i]
 
     def _frame_common(self, n0, n1, gi, send, arrival, ev) -> dict:
         """The frame columns every flow shares, and both variants of those that depend on whether
@@ -217,8 +220,8 @@ class BlockRun:
         snd, arr = send[gi], arrival[gi]
         t_context = snd - capture - t_enc - t_ra + d
         t_transmit = arr - snd
-        rx_start, rx_end = t.rx_start[n0:n1], t.rx_end[n0:n1]
-        return {"n": n, "capture": capture, "send": snd, "arrival": arr, "ev": ev[gi], "release": t.release[n0:n1],
+        rx_start, rx_end = t.rx_start, t.rx_end
+        return {"n": n, "capture": capture, "send": snd, "arrival": arr, "ev": ev[gi], "release": t.release,
                 "playout": rx_end + d, "t_context": t_context, "t_transmit": t_transmit,
                 "t_wait_in": rx_start - arr, "t_wait_out": rx_start - snd, "latency": rx_end - capture + d,
                 "eq22_in": t_context + t_coder + t_ra + t_lm + t_transmit, "stage": (t_enc, t_ra, t_lm, t_dec, t_coder)}
@@ -262,7 +265,7 @@ class BlockRun:
         if k:
             self.frame_key[f] = float(key[k - 1])
         left = pend.cols["_release"]
-        floor = left[0] if len(left) else (self.t.release[n1] if not last else INF)
+        floor = left[0] if len(left) else self.t.next_release
         self.trig_ev[f] = self.trig_ev[f][self.trig_ev[f] > floor]
         self._out_frames.append((rows, key[:k]))
 
@@ -284,7 +287,7 @@ class BlockRun:
                 "header_bytes": (header, full(c.report_header_bytes, r)),
                 "payload_bytes": (payload, full(c.report_payload_bytes, r)),
                 "payload_bits": (bits, full(8 * c.report_payload_bytes, r)),
-                "first_frame": (self.t.first_frame[gs], full(-1, r)), "lost": (lost, reps["lost"]),
+                "first_frame": (self.t.first_frame, full(-1, r)), "lost": (lost, reps["lost"]),
                 "late": (late_pkt, full(False, r, bool)), "_fwd": (full(True, m, bool), full(False, r, bool)),
                 "_t": (fate, full(np.nan, r, np.float64)), "_m": (full(np.nan, m, np.float64), made_at)}
         pend = self.packets[f]
@@ -295,9 +298,10 @@ class BlockRun:
         pend.cols = p = {k: v[order] for k, v in p.items()}
         is_fwd = p["_fwd"]
         ok = ~lost
-        # a report still waiting may be made by one of this block's arrivals
-        p["_m"] = np.where(is_fwd, np.nan, np.minimum(p["_m"], first_after(self.t.arrive_ev[gs][ok], p["send_s"],
-                                                                             strict=False)))
+        # a report still waiting may be made by one of this block's arrivals or wakes
+        made = np.minimum(first_after(self.t.arrive_ev[ok], p["send_s"], strict=False),
+                          self._wake_at_or_after(p["send_s"]))
+        p["_m"] = np.where(is_fwd, np.nan, np.minimum(p["_m"], made))
         ready = np.maximum.accumulate(np.maximum(np.where(is_fwd, p["_t"], -INF), self.fwd_fate[f]))
         key = np.where(is_fwd, np.maximum(ready, next_value(~is_fwd, p["_m"])),
                        np.maximum(p["_m"], next_value(is_fwd, ready)))
