@@ -117,7 +117,7 @@ def test_many_blocks_keep_the_order(tmp_path, monkeypatch):
     # blocks of 16 packets per flow: rows wait across block edges and still come out in order
     import simlab.sim.block_engine as be
 
-    monkeypatch.setattr(be, "ROWS_PER_BLOCK", 48)
+    monkeypatch.setattr(be, "block_groups", lambda flows: 16)
     _same(variant(flows=3, network__forward__loss={"model": "gilbert_elliott", "loss": 0.4, "burst": 6},
                   receiver={"playout_delay_s": 0.05}), tmp_path)
 

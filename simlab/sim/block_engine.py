@@ -21,7 +21,10 @@ from simlab.sim.block_rows import INF, first_after, merge_flows, next_value, pre
 from simlab.sim.block_timing import Clock
 from simlab.sim.monitor import COMPONENTS, TOTALS, fold_timing
 
-ROWS_PER_BLOCK = 1 << 15  # packets of all flows in one block: memory stays flat in duration
+# Blocks bound memory whatever the call's length. One flow: 16k packets (small blocks stay in the
+# caches). Many: at least 512 packets a flow (a block's per-flow work, some 60 numpy calls, is then
+# spread thin) up to 128k packets in all, 16 a flow at least.
+ROWS_PER_BLOCK, ROWS_MAX, GROUPS_MIN = 1 << 14, 1 << 17, 512
 STATS_BLOCK = 4096  # frames per fold into the statistics, as `Monitor` folds them
 
 
@@ -73,8 +76,9 @@ class BlockCall:
 
 
 def block_groups(flows: int) -> int:
-    """Groups (packets) per flow in one block: ``ROWS_PER_BLOCK`` packets in all, 16 at least."""
-    return max(16, ROWS_PER_BLOCK // max(1, flows))
+    """Groups (packets) per flow in one block (see ``ROWS_PER_BLOCK``)."""
+    flows = max(1, flows)
+    return max(16, ROWS_PER_BLOCK // flows, min(GROUPS_MIN, ROWS_MAX // flows))
 
 
 class FlowStats:
@@ -162,11 +166,21 @@ class BlockRun:
         self.per_block = block_groups(F)
 
     def run(self) -> list[FlowResult]:
+        from concurrent.futures import ThreadPoolExecutor
+
         P = self.clock.groups
-        for g0 in range(0, P, self.per_block):
-            g1 = min(P, g0 + self.per_block)
-            self.t = self.clock.block(g0, g1)
-            self._block(g0, g1)
+        # Write-behind: a thread per table writes a block's rows (Arrow's formatting and the file
+        # writes release the GIL) while the next block is computed; one block waits at most (flat
+        # memory), and each table's blocks are written in order.
+        with ThreadPoolExecutor(1, "simlab-frames") as frames, ThreadPoolExecutor(1, "simlab-packets") as packets:
+            self._writers, self._writing = (frames, packets), []
+            for g0 in range(0, P, self.per_block):
+                g1 = min(P, g0 + self.per_block)
+                self.t = self.clock.block(g0, g1)
+                self._block(g0, g1)
+            for job in self._writing:
+                job.result()
+        _release_arrow()
         for s in self.stats:
             s.flush()
         return [FlowResult(st, s, self.call.report_size_bytes) for st, s in zip(self.states, self.stats)]
@@ -329,8 +343,13 @@ class BlockRun:
         frame_same = {"t_encoder_s": t_enc, "t_ra_s": t_ra, "t_lm_s": t_lm, "t_decoder_s": t_dec,
                       "t_coder_s": t_enc + t_dec, "tokens_sent": c.units_sent, "tokens_repeated": c.units_double,
                       "tokens_concealed": 0, "payload_bits": c.frame_bits + c.side_bits, **dict(c.info)}
-        for out, stream, names, same in ((self._out_frames, rec.frames, frame_names, frame_same),
-                                         (self._out_packets, rec.packets, PACKET_COLUMNS, {})):
+        for job in self._writing:
+            job.result()  # the block before is written (its errors raised here)
+        self._writing = []
+        _release_arrow()
+        for writer, out, stream, names, same in (
+                (self._writers[0], self._out_frames, rec.frames, frame_names, frame_same),
+                (self._writers[1], self._out_packets, rec.packets, PACKET_COLUMNS, {})):
             parts = [(f, cols, key) for f, (cols, key) in enumerate(out) if len(key)]
             if not parts:
                 continue
@@ -348,8 +367,7 @@ class BlockRun:
                 cols["kind"] = KINDS[cols["_fwd"].astype(np.int64)]
                 cols["lost"], cols["late"] = cols["lost"].astype(np.int64), cols["late"].astype(np.int64)
                 cols["dropped"] = np.zeros(n, dtype=np.int64)
-            _add_block(stream, [cols[k] for k in names])
-        _release_arrow()
+            self._writing.append(writer.submit(_add_block, stream, [cols[k] for k in names]))
 
 
 KINDS = np.array(["feedback", "media"], dtype=object)
