@@ -149,3 +149,20 @@ def test_ewma_update_many_is_update_report_by_report():
     block = np.concatenate([many.update_many(np.arange(a, b, dtype=float), expected[a:b], received[a:b])
                             for a, b in ((0, 0), (0, 1), (1, 1777), (1777, 5000))])
     assert block.tolist() == values and many.value == one.value
+
+
+def test_a_write_that_fails_in_a_writer_thread_fails_the_run_cleanly(tmp_path, monkeypatch):
+    # a full disk while a block is written behind: one line, exit status of a user error, no folder
+    import errno
+
+    from simlab.report.csvstream import CsvStream
+    from simlab.simulation import run_scenario
+
+    def full(self, columns):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(CsvStream, "add_block", full)
+    sc = parse_scenario(variant(duration_s=5.0), tmp_path)
+    with pytest.raises(UserError, match="cannot write the output .*No space left on device"):
+        run_scenario(sc, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
