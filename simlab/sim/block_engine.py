@@ -19,13 +19,12 @@ from simlab.report.quantiles import StreamStats
 from simlab.sim.block_flows import FlowState, decisions
 from simlab.sim.block_rows import INF, first_after, merge_flows, next_value, prefix_before
 from simlab.sim.block_timing import Clock
-from simlab.sim.monitor import COMPONENTS, TOTALS, fold_timing
+from simlab.sim.monitor import COMPONENTS, STATS_BLOCK, TOTALS, fold_timing
 
 # Blocks bound memory whatever the call's length. One flow: 16k packets (small blocks stay in the
 # caches). Many: at least 512 packets a flow (a block's per-flow work, some 60 numpy calls, is then
 # spread thin) up to 128k packets in all, 16 a flow at least.
 ROWS_PER_BLOCK, ROWS_MAX, GROUPS_MIN = 1 << 14, 1 << 17, 512
-STATS_BLOCK = 4096  # frames per fold into the statistics, as `Monitor` folds them
 
 
 @dataclass(frozen=True)
@@ -163,6 +162,7 @@ class BlockRun:
         self.trig_ev = [np.zeros(0) for _ in states]  # arrivals that can still release a pending frame
         self.frame_key = [-INF] * F  # the key of the last frame row written (rows are written in order)
         self.fwd_fate = [-INF] * F  # the latest fate among the forward packets written
+        self._last_packet_key = [-INF] * F  # the key of the last packet row written
         self.per_block = block_groups(F)
 
     def run(self) -> list[FlowResult]:
@@ -319,7 +319,7 @@ class BlockRun:
         ready = np.maximum.accumulate(np.maximum(np.where(is_fwd, p["_t"], -INF), self.fwd_fate[f]))
         key = np.where(is_fwd, np.maximum(ready, next_value(~is_fwd, p["_m"])),
                        np.maximum(p["_m"], next_value(is_fwd, ready)))
-        key = np.maximum.accumulate(np.maximum(key, self._packet_key(f)))
+        key = np.maximum.accumulate(np.maximum(key, self._last_packet_key[f]))
         last = self._horizon == INF
         k = len(key) if last else prefix_before(key, self._horizon)
         if k:
@@ -327,10 +327,6 @@ class BlockRun:
             self._last_packet_key[f] = float(key[k - 1])
         self._out_packets.append((pend.take(k), key[:k]))
 
-    def _packet_key(self, f) -> float:
-        if not hasattr(self, "_last_packet_key"):
-            self._last_packet_key = [-INF] * len(self.states)
-        return self._last_packet_key[f]
 
     def _write(self, horizon: float) -> None:
         from simlab.records import FRAME_COLUMNS, PACKET_COLUMNS, FrameRecord

@@ -24,6 +24,7 @@ NAN = math.nan
 TOTALS = ("frames", "tokens_sent", "tokens_repeated", "tokens_received", "tokens_lost", "tokens_late",
           "tokens_concealed")
 TIMING_COLUMNS = 8  # latency, eq22 and the COMPONENTS
+STATS_BLOCK = 4096  # frames folded into the statistics at a time (the block engine folds the same blocks)
 COMPONENTS = ("t_context", "t_coder", "t_ra", "t_lm", "t_transmit", "t_wait")
 
 
@@ -193,7 +194,7 @@ class Monitor:
         t[5] += late
         t[6] += concealed
         self._timing.extend((latency, eq22, t_context, t_coder, t_ra, t_lm, t_transmit, t_wait))
-        if len(self._timing) >= 4096 * TIMING_COLUMNS:
+        if len(self._timing) >= STATS_BLOCK * TIMING_COLUMNS:
             self.flush_stats()
 
     def flush_stats(self) -> None:
