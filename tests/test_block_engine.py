@@ -53,6 +53,8 @@ CASES = {
                                network__forward={"bandwidth_bps": 2000, "delay_s": 0.0, "link_overhead_bytes": 38,
                                                  "loss": {"model": "gilbert_elliott", "loss": 0.3, "burst": 5}},
                                network__reverse={"delay_s": 0.3, "bandwidth_bps": 1000}),
+    # 30 min: blocks of 16k packets written behind, frames tables formatted in halves at once
+    "half_hour": variant(duration_s=1800.0),
     "long_delay": variant(network__forward__delay_s=1.3, network__reverse__delay_s=0.9,
                           receiver={"playout_delay_s": 1.5}, flows=2),
 }

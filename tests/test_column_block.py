@@ -131,11 +131,12 @@ def test_csv_cells_csv_writes_itself(tmp_path):
         assert new == old, i
 
 
-def test_csv_one_big_block(tmp_path):
+@pytest.mark.parametrize("n", [5000, 20001])
+def test_csv_one_big_block(tmp_path, n):
     """Columns formatted together: few-valued floats (formatted once each), ints of several
-    dtypes, constants, a block where every column is constant."""
+    dtypes, constants, a block where every column is constant; a long block is formatted in two
+    halves at once (two threads), written in order."""
     rng = np.random.default_rng(4)
-    n = 5000
     few = np.concatenate([floats(rng, 8), [0.0, -0.0, np.nan]])
     cols = [rng.choice(few, n), floats(rng, n), rng.choice(few, n), np.full(n, -0.0), np.full(n, np.nan),
             rng.integers(-9, 9, n).astype(np.int32), rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2),

@@ -74,9 +74,8 @@ class CsvStream(RowStream):
 
         n = cb.block_len(columns, len(self.columns))
         self.flush()
-        for start in range(0, n, cb.CHUNK_ROWS):  # the text of a chunk at a time
-            part = [c[start:start + cb.CHUNK_ROWS] for c in columns]
-            text = cb.csv_text(part)
+        parts = [[c[a:b] for c in columns] for a, b in cb.chunks(n)]
+        for part, text in zip(parts, cb.csv_texts(parts)):  # written in order
             if text is None:
                 self._w.writerows(cb.rows(part))
             elif self._utf8:
