@@ -168,3 +168,51 @@ def test_a_write_that_fails_in_a_writer_thread_fails_the_run_cleanly(tmp_path, m
     with pytest.raises(UserError, match="cannot write the output .*No space left on device"):
         run_scenario(sc, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def random_scenario(seed: int, tmp_path) -> dict:
+    """A random scenario the block engine may take: flows, durations, packets, links, reports,
+    playout and stage costs drawn from the seed."""
+    import random
+
+    r = random.Random(seed)
+    sc = variant(
+        flows=r.choice([1, 1, 2, 3, 5]), duration_s=r.choice([3.0, 7.3, 15.0, 30.0]), seed=r.randrange(1000),
+        packetization={"frames_per_packet": r.choice([1, 2, 3, 4]), "interleave": False,
+                       "redundancy": r.choice(["same", "next", "own"])},
+        system={"kind": "synthetic", "quantizers": r.choice([1, 4, 8]), "redundant": r.choice([0, 0, 2])},
+        network={"headers": r.choice(["ipv4", "ipv6", "rohc"]),
+                 "forward": {"bandwidth_bps": r.choice([2000, 8000, 64000, 1e6]),
+                             "delay_s": r.choice([0.0, 0.01, 0.02, 0.08, 0.16, 0.5, 1.7]),
+                             "link_overhead_bytes": r.choice([0, 38]),
+                             "loss": r.choice([{"model": "uniform", "p": r.choice([0.0, 0.1, 0.5, 0.95])},
+                                               {"model": "gilbert_elliott", "loss": 0.3, "burst": 5}])},
+                 "reverse": {"delay_s": r.choice([0.0, 0.02, 0.3]), "bandwidth_bps": r.choice([1000, 1e6]),
+                             "loss": {"model": "uniform", "p": r.choice([0.0, 0.2])}}},
+        feedback={"interval_s": r.choice([0.02, 0.08, 0.1, 0.5]), "report_bytes": r.choice([1, 2]),
+                  "accounting": r.choice(["payload", "rtcp"]), "initial_p": r.choice([0.0, 0.3]),
+                  "estimator": r.choice([{"kind": "ewma", "alpha": 0.2}, {"kind": "window", "window_s": 1.0}])},
+        receiver={"playout_delay_s": r.choice([0.0, 0.03, 0.1, 0.4, 2.0])})
+    if r.random() < 0.5:
+        costs = [r.choice([0.0, 0.001, 0.013, 0.05]) for _ in range(4)]
+        (tmp_path / "p.yaml").write_text(profile(*costs))
+        sc["compute"] = {"timing": "profile", "profile": str(tmp_path / "p.yaml")}
+    return sc
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_scenarios_give_the_same_bytes(seed, tmp_path, monkeypatch):
+    import random
+
+    import simlab.sim.block_engine as be
+
+    size = random.Random(-seed).choice([16, 100, 0])
+    if size:
+        monkeypatch.setattr(be, "block_groups", lambda flows: size)
+    sc = random_scenario(seed, tmp_path)
+    try:
+        parse_scenario(sc, tmp_path)
+        simulate(parse_scenario(sc, tmp_path), None, engine="block")
+    except UserError:
+        pytest.skip("a scenario the block engine does not take (or an invalid draw)")
+    _same(sc, tmp_path)
