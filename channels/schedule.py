@@ -4,6 +4,8 @@ from __future__ import annotations
 import bisect
 from typing import Sequence
 
+import numpy as np
+
 from channels.base import LossModel
 
 
@@ -38,6 +40,15 @@ class Schedule:
         return self.models[k].lost_at(t)
 
     lost_at = lost  # the loss-model interface the links call
+
+    def lost_many(self, times) -> np.ndarray:
+        """`lost` for packets sent at ``times`` (in order), as a bool array: a block from the model's
+        stream when one per-packet model decides them all (the same decisions, `LossModel.draw`),
+        else one `lost` per packet."""
+        model = self.models[0]
+        if not self.ends and type(model).lost_at is LossModel.lost_at:
+            return model.draw(len(times))
+        return np.fromiter((self.lost(float(t)) for t in times), dtype=bool, count=len(times))
 
     def _switch(self, k: int) -> None:
         old, new = self.models[self._k], self.models[k]

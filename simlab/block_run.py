@@ -15,6 +15,7 @@ from simlab.sim.block_engine import BlockCall, BlockRun, block_groups
 from simlab.sim.block_flows import FlowState
 from simlab.sim.block_timing import events_coincide
 from simlab.sim.feedback import Feedback
+from simlab.sim.packetizer import Packetizer
 
 ENGINES = ("auto", "event", "block")
 
@@ -61,8 +62,10 @@ def block_call(sc, system, params, tx_timer, rx_timer) -> BlockCall:
     tx, rx = _charges(tx_timer, frame.tx_stages), _charges(rx_timer, frame.rx_stages)
     stage_s = {s: 0.0 for s in ("encoder", "controller", "concealer", "decoder")} | tx | rx
     fb = _feedback(params)
-    lookahead = system.lookahead_frames + (params.frames_per_packet if params.redundancy == "next"
-                                           and getattr(system, "sends_second_copies", True) else 0)
+    # what the receiver waits beyond a frame, as `Flow` works it out: the system's and the packetizer's
+    lookahead = system.lookahead_frames + Packetizer(0, params.frames_per_packet, params.interleave,
+                                                     params.redundancy, params.headers,
+                                                     getattr(system, "sends_second_copies", True)).lookahead_frames
     fwd = sc.network.forward
     return BlockCall(
         n_frames=params.n_frames, frame_s=system.frame_samples / system.sample_rate,
@@ -117,15 +120,14 @@ def run_block(sc, plan, flow_seeds, recorder) -> list:
     loss streams are spawned exactly as `simulate` spawns them for the event engine."""
     call, levels = plan
     net = sc.network
-    fb = None
+    reverse = (float(net.reverse.bandwidth_bps), float(net.reverse.delay_s),
+               call.report_size_bytes + int(net.reverse.link_overhead_bytes))
     states = []
     for i, fs in enumerate(flow_seeds):
         rngs = flow_rngs(fs)
         fwd = loss_schedule(net.forward, rngs["forward_loss"], sc.path, "network.forward")
         rev = loss_schedule(net.reverse, rngs["reverse_loss"], sc.path, "network.reverse")
-        if fb is None:
-            fb = (float(net.reverse.bandwidth_bps), float(net.reverse.delay_s),
-                  call.report_size_bytes + int(net.reverse.link_overhead_bytes))
-        states.append(FlowState(i, fwd, rev, estimator(sc), sc.feedback.interval_s, fb, levels, sc.feedback.initial_p))
+        states.append(FlowState(i, fwd, rev, estimator(sc), sc.feedback.interval_s, reverse, levels,
+                                sc.feedback.initial_p, call.report_size_bytes))
     return BlockRun(call, states, recorder).run()
 

@@ -81,6 +81,18 @@ def test_schedule_phases_and_state_carry():
     assert b.state == before
 
 
+@pytest.mark.parametrize("make", [
+    lambda rng: Schedule([], GilbertElliott.from_average(0.2, 3, rng)),  # one per-packet model: drawn in a block
+    lambda rng: Schedule([(0.7, Uniform(0.5, rng))], Uniform(0.1, rng)),  # phases: packet by packet
+])
+def test_schedule_lost_many_is_lost_packet_by_packet(make):
+    times = np.arange(0.0, 2.0, 0.016)
+    one, many = make(np.random.default_rng(9)), make(np.random.default_rng(9))
+    expected = [one.lost(float(t)) for t in times]
+    got = np.concatenate([many.lost_many(times[:7]), many.lost_many(times[7:7]), many.lost_many(times[7:])])
+    assert got.dtype == bool and got.tolist() == expected
+
+
 def test_bad_parameters():
     with pytest.raises(ValueError, match=r"p: 1.7 is not in \[0, 1\]"):
         Uniform(1.7, np.random.default_rng())

@@ -16,7 +16,7 @@ import numpy as np
 
 from simlab.packets import HeaderProfile
 from simlab.report.quantiles import StreamStats
-from simlab.sim.block_flows import FlowState, decisions
+from simlab.sim.block_flows import FlowState
 from simlab.sim.block_rows import INF, first_after, merge_flows, next_value, prefix_before
 from simlab.sim.block_timing import Clock
 from simlab.sim.monitor import COMPONENTS, STATS_BLOCK, TOTALS, fold_timing
@@ -120,10 +120,8 @@ class FlowStats:
 class FlowResult:
     """What `simlab.simulation.summarize` reads of a flow: ``monitor`` and ``feedback``."""
 
-    def __init__(self, state: FlowState, stats: FlowStats, report_size_bytes: int):
+    def __init__(self, state: FlowState, stats: FlowStats):
         self.monitor, self.feedback = stats, state
-        # every report counts as made within the call (`Feedback.duration_s` is unbounded)
-        state.in_call, state.rule, state.size_bytes = state.sent, None, report_size_bytes
 
 
 class _Pending:
@@ -183,7 +181,7 @@ class BlockRun:
         _release_arrow()
         for s in self.stats:
             s.flush()
-        return [FlowResult(st, s, self.call.report_size_bytes) for st, s in zip(self.states, self.stats)]
+        return [FlowResult(st, s) for st, s in zip(self.states, self.stats)]
 
     def _block(self, g0: int, g1: int) -> None:
         c, t = self.call, self.t
@@ -198,14 +196,16 @@ class BlockRun:
         gi = t.group - g0
         fr = self._frame_common(n0, n1, gi, send, arrival, ev)
         self._horizon, self._out_frames, self._out_packets = horizon, [], []
+        self._wake_search = (np.concatenate([t.ready_last, [t.next_ready_last]]),
+                             np.concatenate([t.wake, [t.next_wake, INF]]))
         for f, st in enumerate(self.states):
-            lost = decisions(st.fwd_loss, send)
+            lost = st.fwd_loss.lost_many(send)
             ok = ~lost
             st.add_arrivals(ev[ok], gs[ok])
             if ok.any():
                 self.last_ev[f] = float(ev[ok][-1])
             limit = horizon if not last else max(0.0 + c.n_frames * c.frame_s, self.last_ev[f])
-            reps = st.make_reports(limit, c.report_size_bytes)
+            reps = st.make_reports(limit)
             p_hat = st.p_hat(t.ready)
             late_pkt = ok & (ev > first_rel)
             fate = np.where(lost, send, ev)
@@ -217,9 +217,8 @@ class BlockRun:
     def _wake_at_or_after(self, tau: np.ndarray) -> np.ndarray:
         """The wake of the first group of this block or the next's first whose frames' p-hat lookups
         reach ``tau`` (inf: a later one)."""
-        t = self.t
-        i = np.searchsorted(np.concatenate([t.ready_last, [t.next_ready_last]]), tau, side="left")
-        return np.concatenate([t.wake, [t.next_wake, INF]])[i]
+        ready_last, wake = self._wake_search
+        return wake[np.searchsorted(ready_last, tau, side="left")]
 
     def _frame_common(self, n0, n1, gi, send, arrival, ev) -> dict:
         """The frame columns every flow shares, and both variants of those that depend on whether
@@ -380,10 +379,5 @@ def _release_arrow() -> None:
 
 
 def _add_block(stream, columns: list) -> None:
-    columns = [c.tolist() if c.dtype == object else c for c in columns]
-    add_block = getattr(stream, "add_block", None)
-    if add_block is not None:
-        add_block(columns)
-        return
-    for row in zip(*[c if isinstance(c, list) else c.tolist() for c in columns]):
-        stream.add(row)
+    """Text columns go to the row streams as lists (`RowStream.add_block`)."""
+    stream.add_block([c.tolist() if c.dtype == object else c for c in columns])

@@ -11,17 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from channels.base import LossModel
 from simlab.sim.block_timing import fifo
-
-
-def decisions(schedule, times: np.ndarray) -> np.ndarray:
-    """The schedule's erasure decisions for packets sent at ``times`` (in order): a block from the
-    model's stream when one per-packet model decides them all, else one `lost_at` per packet."""
-    models = getattr(schedule, "models", None)
-    if models is not None and not schedule.ends and type(models[0]).lost_at is LossModel.lost_at:
-        return models[0].draw(len(times))
-    return np.fromiter((schedule.lost_at(float(t)) for t in times), dtype=bool, count=len(times))
 
 
 class FlowState:
@@ -29,7 +19,7 @@ class FlowState:
     report); ``levels``: p-hat's quantisation steps (`Feedback._levels`)."""
 
     def __init__(self, flow: int, fwd_loss, rev_loss, estimator, interval_s: float, reverse: tuple,
-                 levels: int, initial_p: float):
+                 levels: int, initial_p: float, size_bytes: int):
         self.flow, self.fwd_loss, self.rev_loss, self.estimator = flow, fwd_loss, rev_loss, estimator
         self.interval_s, self.levels = interval_s, levels
         self.rev_bw, self.rev_delay, self.rev_wire = reverse
@@ -46,6 +36,13 @@ class FlowState:
         self.rep_value = np.array([initial_p])
         self.sent = self.lost = 0
         self.carried_bytes = 0
+        # what `simlab.simulation.summarize` reads of a `Feedback`: every report counts as made within
+        # the call (reports at a fixed interval), no interval rule, a report's bytes
+        self.rule, self.size_bytes = None, size_bytes
+
+    @property
+    def in_call(self) -> int:
+        return self.sent
 
     def add_arrivals(self, ev: np.ndarray, seq: np.ndarray) -> None:
         self.arr_ev = np.concatenate([self.arr_ev, ev])
@@ -58,7 +55,7 @@ class FlowState:
             k1 -= 1
         return 0.0 + np.arange(self.k + 1, k1 + 1, dtype=np.int64) * self.interval_s
 
-    def make_reports(self, limit: float, size_bytes: int) -> dict:
+    def make_reports(self, limit: float) -> dict:
         """Make every report due by ``limit`` (the arrivals before each must all be known): their
         columns (``tau``, ``arrival`` NaN when lost, ``lost``, ``seq``) and ``next_arrival``, the first known
         arrival event at or after each (the report is made then, or at a sender's wake)."""
@@ -78,7 +75,7 @@ class FlowState:
             level = np.minimum(level, 255)
         values = level / self.levels
         _, depart, self.rev_free = fifo(tau, self.rev_wire * 8.0 / self.rev_bw, self.rev_free)
-        lost = decisions(self.rev_loss, tau)
+        lost = self.rev_loss.lost_many(tau)
         arrival = np.where(lost, np.nan, depart + self.rev_delay)
         seq = np.arange(self.k, self.k + m, dtype=np.int64)
         if m:
@@ -94,7 +91,7 @@ class FlowState:
             self.rep_value = np.concatenate([self.rep_value, values[ok]])
         self.sent += m
         self.lost += int(lost.sum())
-        self.carried_bytes += m * size_bytes
+        self.carried_bytes += m * self.size_bytes
         return {"tau": tau, "arrival": arrival, "lost": lost, "seq": seq, "next_arrival": next_arrival}
 
     def _estimates(self, tau, expected, received) -> np.ndarray:

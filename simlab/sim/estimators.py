@@ -47,16 +47,13 @@ class Ewma:
         """`update` for a block of reports (optional for an estimator; the block engine uses it):
         the same values, bit for bit (the fractions as numpy divides them are Python's, the
         recurrence runs in its order)."""
-        out = np.empty(len(t))
         has = expected > 0
         frac = np.minimum(1.0, np.maximum(0.0, 1.0 - received[has] / expected[has]))
         a, v = self.alpha, self.value
         vals = list(accumulate(frac.tolist(), lambda v, f: v + a * (f - v), initial=v))
         self.value = vals[-1]
         # a report without packets expected repeats the value before it
-        idx = np.cumsum(has)
-        out[:] = np.asarray(vals)[idx]
-        return out
+        return np.asarray(vals)[np.cumsum(has)]
 
 
 class Windowed:
