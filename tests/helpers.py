@@ -53,3 +53,16 @@ def decode_all(system, encoded, lost=frozenset()):
     out = [system.receive(e.frame, w, timer) for e in encoded]
     assert all(d.audio.shape == (system.frame_samples,) and d.audio.dtype == np.float32 for d in out)
     return np.concatenate([d.audio for d in out]), out
+
+
+def small_call(**changes) -> dict:
+    """A short synthetic call that exercises the network side: second copies in packets of their
+    own, jitter, bursty loss, a lossy reverse link (a fresh dict; ``changes`` replace top keys,
+    ``jitter_s`` the forward link's)."""
+    jitter = changes.pop("jitter_s", 0.01)
+    return {"name": "api", "seed": 3, "duration_s": 8,
+            "system": {"kind": "synthetic", "quantizers": 6, "redundant": 2},
+            "packetization": {"frames_per_packet": 2, "redundancy": "own"},
+            "network": {"headers": "ipv4", "forward": {"bandwidth_bps": 64000, "delay_s": 0.02, "jitter_s": jitter,
+                                                       "loss": {"model": "gilbert_elliott", "loss": 0.2, "burst": 2}},
+                        "reverse": {"delay_s": 0.02, "loss": {"model": "uniform", "p": 0.1}}}} | changes

@@ -11,20 +11,14 @@ import pytest
 import yaml
 
 import simlab
+from helpers import small_call
 from simlab.errors import UserError
 from simlab.records import FRAME_COLUMNS, PACKET_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 EQ24 = ROOT / "scenarios" / "eq24.yaml"
 
-SMALL = {
-    "name": "api", "seed": 3, "duration_s": 8,
-    "system": {"kind": "synthetic", "quantizers": 6, "redundant": 2},
-    "packetization": {"frames_per_packet": 2, "redundancy": "own"},
-    "network": {"headers": "ipv4", "forward": {"bandwidth_bps": 64000, "delay_s": 0.02, "jitter_s": 0.01,
-                                               "loss": {"model": "gilbert_elliott", "loss": 0.2, "burst": 2}},
-                "reverse": {"delay_s": 0.02, "loss": {"model": "uniform", "p": 0.1}}},
-}
+SMALL = small_call()
 
 
 def _files(folder: Path) -> list[str]:

@@ -6,19 +6,13 @@ import pandas as pd
 import pytest
 
 import simlab
+from helpers import small_call
 from simlab.report.run_data import load_run
 from simlab.table_file import table_file
 
 pytest.importorskip("pyarrow")
 
-SCENARIO = {
-    "name": "pq", "seed": 5, "duration_s": 12,
-    "system": {"kind": "synthetic", "quantizers": 6, "redundant": 2},
-    "packetization": {"frames_per_packet": 2, "redundancy": "own"},
-    "network": {"headers": "ipv4", "forward": {"bandwidth_bps": 64000, "delay_s": 0.02, "jitter_s": 0.03,
-                                               "loss": {"model": "gilbert_elliott", "loss": 0.2, "burst": 2}},
-                "reverse": {"delay_s": 0.02, "loss": {"model": "uniform", "p": 0.1}}},
-}
+SCENARIO = small_call(name="pq", seed=5, duration_s=12, jitter_s=0.03)
 
 
 @pytest.fixture(scope="module")
