@@ -233,3 +233,45 @@ def test_bad_blocks(tmp_path):
     with pytest.raises(ValueError, match="1-D"):
         s.add_block([np.zeros((3, 1)), np.zeros(3)])
     s.close()
+
+
+def test_broadcast_and_categorical_columns(tmp_path):
+    """Broadcast columns (stride 0: known constant unlooked) and pandas Categoricals (text made
+    once a category): csv.writer's bytes, quoting and NaN included."""
+    import pandas as pd
+
+    n = 3000
+    rng = np.random.default_rng(8)
+    cases = [
+        [np.arange(n), np.broadcast_to(np.array(0.1 + 0.2), n), np.broadcast_to(np.int64(-7), n),
+         np.broadcast_to(np.array("11110000"), n), np.broadcast_to(np.array(None), n), np.broadcast_to(np.True_, n)],
+        [np.broadcast_to(np.array(np.nan), n), np.broadcast_to(np.array(1e-5), n)],  # every column constant
+        [np.arange(n), np.broadcast_to(np.array("a,b"), n)],  # needs quotes: csv.writer
+        [np.arange(n), np.broadcast_to(np.array(b"x"), n)],  # bytes: csv.writer
+        [np.arange(n), pd.Categorical.from_codes(rng.integers(0, 2, n), ["feedback", "media"])],
+        [np.arange(n), pd.Categorical.from_codes(rng.integers(-1, 2, n), ["feedback", "media"])],  # NaN
+        [np.arange(n), pd.Categorical.from_codes(rng.integers(0, 2, n), ["x", "say \"y\""])],
+    ]
+    for i, cols in enumerate(cases):
+        names = [f"c{j}" for j in range(len(cols))]
+        old, new = write_both(tmp_path / str(i), lambda p: CsvStream(p, names), cols, rng, mixed=False, cuts=3)
+        assert new == old, i
+
+
+@pytest.mark.parametrize("values", [3, 40, 3000])
+def test_combined_runs(tmp_path, values):
+    """Neighbouring low-cardinality columns (few-valued floats and ints, bools, constants) written
+    as one column of distinct rows; a run whose combined key would overflow int64 is split; a
+    block that is one such run whole."""
+    n = 20_000
+    rng = np.random.default_rng(values)
+    pool = floats(rng, values)
+    few = lambda: rng.choice(pool, n)  # noqa: E731
+    cols = [few(), rng.integers(0, values, n), rng.random(n) < 0.5, np.broadcast_to(np.array(2.5), n), few(),
+            floats(rng, n), *[rng.integers(-values, values, n) * 1000003 for _ in range(12)], few()]
+    names = [f"c{j}" for j in range(len(cols))]
+    old, new = write_both(tmp_path / "a", lambda p: CsvStream(p, names), cols, rng, mixed=False, cuts=2)
+    assert new == old
+    only = [few(), rng.integers(0, 4, n), np.broadcast_to(np.array("x"), n)]
+    old, new = write_both(tmp_path / "b", lambda p: CsvStream(p, ["a", "b", "c"]), only, rng, mixed=False, cuts=0)
+    assert new == old

@@ -1,28 +1,36 @@
 """Column blocks (the block engine's rows as numpy columns) turned into CSV text or Arrow arrays,
 exactly as the row path (`CsvStream`, `ParquetStream`) writes the same rows one by one.
 
-A block is a list with one entry per table column, in the table's order: a numpy array (float64,
-int64, bool) or a Python list (text columns: a packet's kind, a mask "11111111"), all the same
-length. Its rows are ``zip(*(c.tolist() ...))``: Python floats, ints and strings.
+A block is a list with one entry per table column, in the table's order, all the same length: a
+numpy array (float64, int64, bool; a broadcast, ``np.broadcast_to``, for a constant), a pandas
+Categorical (a packet's kind) or a Python list (text: a mask "11111111"). Its rows are
+``zip(*(c.tolist() ...))``: Python floats, ints and strings.
 
 Why pyarrow: csv.writer calls repr per float cell (~0.2-0.5 us); numpy's ``astype(str)`` gives
 the same text but is slower still (~0.75 us). Arrow's float->string cast writes the same
-shortest round-trip digits as repr in C (~0.08 us), in another layout: "1" for 1.0, "1e+10" from
+shortest round-trip digits as repr in C (~0.06 us), in another layout: "1" for 1.0, "1e+10" from
 1e10 up, "0.00001" for 1e-05, "2.5e-7" for 2.5e-07. repr is positional for 1e-4 <= |x| < 1e16,
 Arrow for 1e-6 <= |x| < 1e10 (probed once; if a pyarrow writes otherwise, cells with an "e"
 are found from the text): where both are positional the text is repr's once ".0" is added to
 integral values; zero, NaN and inf agree too (zero after ".0"). The rest (|x| < 1e-4, |x| >= 1e10)
 is formatted by repr, cell by cell: rare in a run's tables (times, delays, probabilities).
-A constant column is formatted once; a column of few distinct values (a delay that takes a
-handful) formats each value once. Without pyarrow, or when a cell is not a number or text
-csv.writer leaves unquoted, the caller writes the block's rows with csv.writer instead.
+
+What costs is formatting and joining cells (~10 ns a cell and join argument), so each is done as
+few times as it can be: a constant column is formatted once; a column of few distinct values (a
+delay that takes a handful) formats each value once (`Coded`); neighbouring constant and
+few-valued columns become one column whose distinct rows are each written once (the nineteen
+columns of frames.csv from t_context_s to a mask take some 1,700 distinct rows in 32k). Without pyarrow, or
+when a cell is not a number or text csv.writer leaves unquoted, the caller writes the block's
+rows with csv.writer instead.
 """
 from __future__ import annotations
 
 import csv
 import io
+import os
 
 import numpy as np
+import pandas as pd
 
 try:  # optional (the `parquet` extra): CSV falls back to csv.writer without it
     import pyarrow as pa
@@ -33,6 +41,34 @@ HAVE_ARROW = pa is not None
 CHUNK_ROWS = 65_536  # rows formatted at a time: ~25 MB of frames.csv text
 SPLIT_ROWS = 8192  # a block this long is formatted in two halves at once (Arrow releases the GIL)
 _POOL: list = []  # the two formatting threads, made at the first block that splits
+_MEMORY: list = []  # the Arrow memory pool the formatting allocates from, chosen once
+
+
+def memory_pool():
+    """The Arrow pool blocks are formatted in: jemalloc where the pyarrow build has it, else the
+    system's allocator; Arrow's default where the user chose one (ARROW_DEFAULT_MEMORY_POOL).
+    Why not the default mimalloc: its per-thread heaps made a fresh writer thread's first blocks
+    2-4x slower now and then (a half block of 16k frame rows took 50-95 ms instead of 20) and
+    held more (the bench's one-hour call peaked at 242 MB against 174 MB with jemalloc)."""
+    if not _MEMORY:
+        pool = None
+        if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+            for make in (pa.jemalloc_memory_pool, pa.system_memory_pool):
+                try:
+                    pool = make()
+                    break
+                except NotImplementedError:  # a build without jemalloc
+                    continue
+        _MEMORY.append(pool or pa.default_memory_pool())
+    return _MEMORY[0]
+
+
+def release_memory() -> None:
+    """Hands unused pages back to the system: the pool's, and Arrow's default pool's (what else
+    pyarrow allocates, Parquet's writer among them)."""
+    if HAVE_ARROW:
+        for pool in {id(p): p for p in (*_MEMORY, pa.default_memory_pool())}.values():
+            pool.release_unused()
 
 
 def block_len(columns, ncols: int) -> int:
@@ -72,7 +108,8 @@ _KNOWN_LAYOUT: list = []
 
 def _float_text(x: np.ndarray):
     """repr of each float64 (NaN 'nan'), as an Arrow string array."""
-    s = pc.cast(pa.array(x), pa.string())
+    mp = memory_pool()
+    s = pc.cast(pa.array(x), pa.string(), memory_pool=mp)
     if not _KNOWN_LAYOUT:
         _KNOWN_LAYOUT.append(_arrow_layout())
     a = np.abs(x)
@@ -84,21 +121,37 @@ def _float_text(x: np.ndarray):
             fallback |= finite & pc.match_substring(s, "e").to_numpy(zero_copy_only=False)
         dot0 = (x == np.trunc(x)) & ~fallback & finite  # "1" -> "1.0", "-0" -> "-0.0"
     if dot0.any():
-        s = pc.replace_with_mask(s, dot0, pc.binary_join_element_wise(s.filter(dot0), ".0", ""))
+        s = pc.replace_with_mask(s, dot0, pc.binary_join_element_wise(pc.filter(s, dot0, memory_pool=mp), ".0", "", memory_pool=mp),
+                                 memory_pool=mp)
     if fallback.any():
-        s = pc.replace_with_mask(s, fallback, pa.array([repr(v) for v in x[fallback].tolist()], pa.string()))
+        s = pc.replace_with_mask(s, fallback, pa.array([repr(v) for v in x[fallback].tolist()], pa.string()),
+                                 memory_pool=mp)
     return s
 
 
-def _few_text(x: np.ndarray):
-    """_float_text of a column of few distinct values: each formatted once (hashing is ~10x
-    cheaper than formatting), then indexed. Values compared bitwise: -0.0 is not 0.0."""
-    d = pa.array(x.view(np.int64)).dictionary_encode()
-    return _float_text(d.dictionary.to_numpy().view(np.float64)).take(d.indices)
+class Coded:
+    """A low-cardinality column as ``codes`` into ``text`` (an Arrow string array of its distinct
+    cells): each distinct value formatted once (hashing is ~10x cheaper than formatting), and
+    neighbouring coded columns combined before their text is made (`_combine`)."""
+
+    __slots__ = ("codes", "text")
+
+    def __init__(self, codes: np.ndarray, text):
+        self.codes, self.text = codes, text
+
+    def cells(self):
+        return pc.take(self.text, self.codes, memory_pool=memory_pool())
+
+
+def _coded(values: np.ndarray, fmt) -> Coded:
+    """``values`` (int64; a float column's bits) dictionary-encoded, the distinct ones formatted by
+    ``fmt`` (floats compared bitwise: -0.0 is not 0.0)."""
+    d = pc.dictionary_encode(pa.array(values), memory_pool=memory_pool())
+    return Coded(d.indices.to_numpy().astype(np.int64), fmt(d.dictionary.to_numpy()))
 
 
 def _int_text(x: np.ndarray):
-    return pc.cast(pa.array(x), pa.string())
+    return pc.cast(pa.array(x), pa.string(), memory_pool=memory_pool())
 
 
 _QUOTING: dict = {}
@@ -113,41 +166,113 @@ def _plain(v: str) -> bool:
     return _QUOTING[v]
 
 
+def _cell(v) -> str | None:
+    """The text csv.writer writes for the Python value ``v`` in a row of several cells (None: a
+    value it would quote, or one of another type: csv.writer itself then)."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return str(v) if _plain(str(v)) else None
+    return str(v) if isinstance(v, (bool, int, float)) else None
+
+
+def _few(bits: np.ndarray) -> bool:
+    """Whether the column takes few values (at most a quarter of an even sample of ~1-2k of it
+    distinct; sorting the sample is ~10x cheaper than np.unique's own overhead at this size)."""
+    if len(bits) < 1024:
+        return False
+    s = np.sort(bits[::len(bits) // 1024])
+    return 4 * (1 + int(np.count_nonzero(s[1:] != s[:-1]))) <= len(s)
+
+
+def _text(col):
+    """A column of text (str, or None for an empty cell) as an Arrow string array or `Coded` (a
+    pandas Categorical); None when a value is of another type or csv.writer would quote it."""
+    mp = memory_pool()
+    if isinstance(col, pd.Categorical):
+        text = _text(list(col.categories))
+        if text is None or not len(col) or (col.codes < 0).any():  # NaN: csv.writer writes it
+            return text if text is None else _text(pylist(col))
+        return Coded(col.codes.astype(np.int64), text)
+    values = pylist(col)
+    try:
+        distinct = set(values)
+    except TypeError:  # unhashable cells
+        return None
+    if not all(v is None or (isinstance(v, str) and _plain(v)) for v in distinct):
+        return None
+    return pc.coalesce(pa.array(values, pa.string(), memory_pool=mp), "", memory_pool=mp)
+
+
 def _cells(columns) -> list | None:
     """Each column's cells as the text csv.writer writes (str() of each value, None empty): an
-    Arrow string array, or a string scalar for a constant column; None when a cell is neither a
-    number nor plain text (csv.writer then). Numeric columns of a kind are formatted together,
-    one Arrow call for the block, not one a column (blocks of a few hundred rows)."""
+    Arrow string array, a Python str for a constant column or a `Coded` column; None when a cell
+    is neither a number nor plain text (csv.writer then). Many-valued numeric columns of a kind
+    are formatted together, one Arrow call for the block, not one a column (blocks of a few
+    hundred rows). A broadcast column (numpy stride 0, as ``np.broadcast_to`` makes) is known
+    constant without a look."""
     cells: list = [None] * len(columns)
-    groups: dict = {_float_text: [], _few_text: [], _int_text: []}
+    groups: dict = {_float_text: [], _int_text: []}
     for i, col in enumerate(columns):
         kind = col.dtype.kind if isinstance(col, np.ndarray) else None
-        if kind == "b":
-            cells[i] = pc.if_else(pa.array(col), "True", "False")
+        if kind is not None and len(col) and col.strides == (0,):
+            cells[i] = _cell(col[0].item() if kind != "O" else col[0])
+        elif kind == "b":
+            cells[i] = Coded(col.astype(np.int64), pa.array(["False", "True"]))
         elif kind in ("f", "i", "u"):
             x = col.astype(np.float64 if kind == "f" else col.dtype, copy=False)
             bits = x.view(np.int64) if kind == "f" else x  # floats bitwise: -0.0 is not 0.0
-            if len(x) and (bits == bits[0]).all():
-                cells[i] = pa.scalar(str(x[0].item()), pa.string())  # str: repr of a float
-            elif kind != "f":
-                groups[_int_text].append((i, x if kind == "i" else x.astype(np.uint64)))
-            else:
-                sample = bits[::max(1, len(x) // 1024)]
-                few = len(x) >= 1024 and 4 * len(np.unique(sample)) <= len(sample)
-                groups[_few_text if few else _float_text].append((i, x))
+            if len(x) and bits[0] == bits[-1] and (bits == bits[0]).all():
+                cells[i] = str(x[0].item())  # str: repr of a float
+            elif x.dtype != np.uint64 and _few(bits):
+                fmt = (lambda d: _float_text(d.view(np.float64))) if kind == "f" else _int_text
+                cells[i] = _coded(bits if kind == "f" else x.astype(np.int64), fmt)
+            else:  # formatted with the block's other columns of its kind, below
+                cells[i] = False
+                groups[_float_text if kind == "f" else _int_text].append(
+                    (i, x if kind == "f" or x.dtype == np.uint64 else x.astype(np.int64)))
         else:
-            values = pylist(col)
-            text = all(k is type(None) or issubclass(k, str) for k in set(map(type, values)))
-            if not text or not all(_plain(v) for v in set(values) if v is not None):
-                return None
-            cells[i] = pa.array(values, pa.string()).fill_null("")
+            cells[i] = _text(col)
+        if cells[i] is None:
+            return None
     for fmt, members in groups.items():
-        for dtype in {x.dtype for _, x in members}:  # ints and uint64s apart
+        for dtype in {x.dtype for _, x in members}:  # int64s and uint64s apart
             same = [(i, x) for i, x in members if x.dtype == dtype]
             text = fmt(np.concatenate([x for _, x in same]))
             for j, (i, x) in enumerate(same):
                 cells[i] = text.slice(j * len(x), len(x))
     return cells
+
+
+def _combine(run: list) -> list:
+    """A run of neighbouring constant (str) and `Coded` cells, as few join arguments as it can:
+    with two coded columns or more, one column whose distinct rows (combinations of codes, one
+    int64 key a row) are each written once. Constants alone stay str."""
+    coded = [c for c in run if isinstance(c, Coded)]
+    if len(coded) < 2:
+        return [c.cells() if isinstance(c, Coded) else c for c in run]
+    mp = memory_pool()
+    key, radix, cut = np.zeros(len(coded[0].codes), np.int64), 1, len(run)
+    for j, c in enumerate(run):
+        if isinstance(c, Coded):
+            size = max(1, len(c.text))
+            if radix * size >= 1 << 62:  # the key would overflow: the rest is a run of its own
+                cut = j
+                break
+            key, radix = key * size + c.codes, radix * size
+    if cut < len(run):
+        return _combine(run[:cut]) + _combine(run[cut:])
+    d = pc.dictionary_encode(pa.array(key), memory_pool=mp)
+    rest, pieces = d.dictionary.to_numpy(), []
+    for c in reversed(run):  # each distinct key's codes, last column first
+        if isinstance(c, Coded):
+            size = max(1, len(c.text))
+            pieces.append(pc.take(c.text, rest % size, memory_pool=mp))
+            rest = rest // size
+        else:
+            pieces.append(c)
+    rows = pc.binary_join_element_wise(*reversed(pieces), ",", memory_pool=mp) if len(pieces) > 1 else pieces[0]
+    return [pc.take(rows, d.indices, memory_pool=mp)]
 
 
 def text_cells(col):
@@ -156,7 +281,11 @@ def text_cells(col):
     if cells is None:
         return None
     c = cells[0]
-    return pa.array([c.as_py()], pa.string()).take(np.zeros(len(col), np.int64)) if isinstance(c, pa.Scalar) else c
+    return _repeat(c, len(col)) if isinstance(c, str) else c.cells() if isinstance(c, Coded) else c
+
+
+def _repeat(text: str, n: int):
+    return pc.take(pa.array([text], pa.string()), np.zeros(n, np.int64), memory_pool=memory_pool())
 
 
 def csv_text(columns):
@@ -168,10 +297,31 @@ def csv_text(columns):
     cells = _cells(columns)
     if cells is None:
         return None
-    if all(isinstance(c, pa.Scalar) for c in cells):  # every column constant
-        cells[0] = pa.array([cells[0].as_py()], pa.string()).take(np.zeros(len(columns[0]), np.int64))
-    cells[-1] = pc.binary_join_element_wise(cells[-1], "\n", "")  # each line's end
-    lines = pc.binary_join_element_wise(*cells, ",")
+    # Each join argument costs ~10 ns a row: runs of constant and coded columns are combined,
+    # neighbouring constants are one string.
+    parts: list = []
+    run: list = []
+    for c in cells + [None]:
+        if isinstance(c, (str, Coded)):
+            run.append(c)
+            continue
+        for p in _combine(run):
+            if isinstance(p, str) and parts and isinstance(parts[-1], str):
+                parts[-1] += "," + p
+            else:
+                parts.append(p)
+        run = []
+        if c is not None:
+            parts.append(c)
+    mp = memory_pool()
+    if isinstance(parts[-1], str):  # each line's end
+        parts[-1] += "\n"
+    else:
+        parts[-1] = pc.binary_join_element_wise(parts[-1], "\n", "", memory_pool=mp)
+    if len(parts) == 1:  # every column constant, or all in one combined run
+        lines = _repeat(parts[0], len(columns[0])) if isinstance(parts[0], str) else parts[0]
+    else:
+        lines = pc.binary_join_element_wise(*parts, ",", memory_pool=mp)
     # The lines lie end to end in the array's data buffer: the block's text, no copy.
     offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)
     return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]

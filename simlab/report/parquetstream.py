@@ -38,7 +38,10 @@ class ParquetStream(RowStream):
         arrow = {"int64": pa.int64(), "float64": pa.float64()}
         self._types = [arrow.get(types.get(c, "object"), pa.string()) for c in self.columns]
         self._schema = pa.schema(list(zip(self.columns, self._types)))
-        self._writer = pq.ParquetWriter(str(self.path), self._schema, compression="zstd")
+        from simlab.report.column_block import memory_pool
+
+        self._pool = memory_pool()  # the pool blocks are formatted in (see there why not Arrow's default)
+        self._writer = pq.ParquetWriter(str(self.path), self._schema, compression="zstd", memory_pool=self._pool)
         # Blocks (add_block) buffered ahead of self._rows: Arrow arrays per column, and their rows.
         self._pieces: list[list] = []
         self._pending = 0
@@ -49,7 +52,7 @@ class ParquetStream(RowStream):
         for values, t in zip(zip(*rows), self._types):
             if t == pa.string():
                 values = ["" if v is None else str(v) for v in values]
-            arrays.append(pa.array(values, type=t))
+            arrays.append(pa.array(values, type=t, memory_pool=self._pool))
         return arrays
 
     def _write(self, rows: list) -> None:
@@ -64,10 +67,10 @@ class ParquetStream(RowStream):
             cells = cb.text_cells(col)  # str() of each value, as the rows' cells
             if cells is not None:
                 return cells
-            return pa.array(["" if v is None else str(v) for v in cb.pylist(col)], type=t)
+            return pa.array(["" if v is None else str(v) for v in cb.pylist(col)], type=t, memory_pool=self._pool)
         if isinstance(col, np.ndarray) and col.dtype == t.to_pandas_dtype():
-            return pa.array(col, type=t)
-        return pa.array(cb.pylist(col), type=t)
+            return pa.array(col, type=t, memory_pool=self._pool)
+        return pa.array(cb.pylist(col), type=t, memory_pool=self._pool)
 
     def add_block(self, columns: Sequence) -> None:
         """The rows buffered by ``add`` first, then the block: the same row groups as row by row."""
@@ -97,7 +100,8 @@ class ParquetStream(RowStream):
         if self._rows:
             self._pieces.append(self._arrays(self._rows))
         # One contiguous array a column: Parquet pages come out as from a single block of rows.
-        arrays = [self._pa.concat_arrays([p[i] for p in self._pieces]) for i in range(len(self.columns))]
+        arrays = [self._pa.concat_arrays([p[i] for p in self._pieces], memory_pool=self._pool)
+                  for i in range(len(self.columns))]
         self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
         self.count += self._pending + len(self._rows)
         self._pieces, self._pending, self._room = [], 0, self._buffer_rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from simlab.packets import HeaderProfile
 from simlab.report.quantiles import StreamStats
@@ -178,7 +179,7 @@ class BlockRun:
                 self._block(g0, g1)
             for job in self._writing:
                 job.result()
-        _release_arrow()
+        release_memory()
         for s in self.stats:
             s.flush()
         return [FlowResult(st, s) for st, s in zip(self.states, self.stats)]
@@ -341,7 +342,7 @@ class BlockRun:
         for job in self._writing:
             job.result()  # the block before is written (its errors raised here)
         self._writing = []
-        _release_arrow()
+        release_memory()
         for writer, out, stream, names, same in (
                 (self._writers[0], self._out_frames, rec.frames, frame_names, frame_same),
                 (self._writers[1], self._out_packets, rec.packets, PACKET_COLUMNS, {})):
@@ -356,28 +357,25 @@ class BlockRun:
                 flow = np.concatenate([np.full(len(key), f, dtype=np.int64) for f, _, key in parts])[order]
                 cols = {k: np.concatenate([c[k] for _, c, _ in parts])[order] for k in parts[0][1]}
             n = len(flow)
-            cols = {**cols, "flow": flow, **{k: np.full(n, v, dtype=object if isinstance(v, str) else None)
-                                             for k, v in same.items()}}
+            # constant columns as broadcasts: no copies, and the writers see they are constant
+            cols = {**cols, "flow": flow, **{k: np.broadcast_to(np.array(v), n) for k, v in same.items()}}
             if "_fwd" in cols:
-                cols["kind"] = KINDS[cols["_fwd"].astype(np.int64)]
+                cols["kind"] = pd.Categorical.from_codes(cols["_fwd"].astype(np.int8), KINDS)
                 cols["lost"], cols["late"] = cols["lost"].astype(np.int64), cols["late"].astype(np.int64)
-                cols["dropped"] = np.zeros(n, dtype=np.int64)
-            self._writing.append(writer.submit(_add_block, stream, [cols[k] for k in names]))
+                cols["dropped"] = np.broadcast_to(np.int64(0), n)
+            self._writing.append(writer.submit(stream.add_block, [cols[k] for k in names]))
 
 
-KINDS = np.array(["feedback", "media"], dtype=object)
+KINDS = ["feedback", "media"]  # a packet's kind by _fwd: a categorical column (its text is made once)
 
 
-def _release_arrow() -> None:
-    """Hand the writers' transient Arrow buffers back (mimalloc keeps ~40 MB of them otherwise: the
-    run's memory would grow for its first blocks)."""
+def release_memory() -> None:
+    """The writers' transient Arrow buffers handed back between blocks (the allocators keep tens of
+    MB otherwise: the run's memory would grow for its first blocks)."""
     import sys
 
-    pa = sys.modules.get("pyarrow")
-    if pa is not None:
-        pa.default_memory_pool().release_unused()
+    cb = sys.modules.get("simlab.report.column_block")
+    if cb is not None:
+        cb.release_memory()
 
 
-def _add_block(stream, columns: list) -> None:
-    """Text columns go to the row streams as lists (`RowStream.add_block`)."""
-    stream.add_block([c.tolist() if c.dtype == object else c for c in columns])
