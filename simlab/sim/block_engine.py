@@ -19,13 +19,14 @@ from simlab.packets import HeaderProfile
 from simlab.report.quantiles import StreamStats
 from simlab.sim.block_flows import FlowState
 from simlab.sim.block_rows import INF, first_after, merge_flows, next_value, prefix_before
-from simlab.sim.block_timing import Clock
+from simlab.sim.block_timing import Clock, block_bounds
 from simlab.sim.monitor import COMPONENTS, STATS_BLOCK, TOTALS, fold_timing
 
-# Blocks bound memory whatever the call's length. One flow: 16k packets (small blocks stay in the
-# caches). Many: at least 512 packets a flow (a block's per-flow work, some 60 numpy calls, is then
-# spread thin) up to 128k packets in all, 16 a flow at least.
-ROWS_PER_BLOCK, ROWS_MAX, GROUPS_MIN = 1 << 14, 1 << 17, 512
+# Blocks bound memory whatever the call's length. One flow: 24k packets (larger blocks cost less a
+# row to compute and format: a 10-hour call took 0.61 s in blocks of 24k, 0.69 s in blocks of 16k;
+# peak memory 235 MB against 201 MB). Many: at least 512 packets a flow (a block's per-flow work,
+# some 60 numpy calls, is then spread thin) up to 128k packets in all, 16 a flow at least.
+ROWS_PER_BLOCK, ROWS_MAX, GROUPS_MIN = 3 << 13, 1 << 17, 512
 
 
 @dataclass(frozen=True)
@@ -172,13 +173,13 @@ class BlockRun:
         # writes release the GIL) while the next block is computed; one block waits at most (flat
         # memory), and each table's blocks are written in order.
         with ThreadPoolExecutor(1, "simlab-frames") as frames, ThreadPoolExecutor(1, "simlab-packets") as packets:
-            self._writers, self._writing = (frames, packets), []
-            for g0 in range(0, P, self.per_block):
-                g1 = min(P, g0 + self.per_block)
+            self._writers, self._writing = (frames, packets), [None, None]
+            for g0, g1 in block_bounds(P, self.per_block):
                 self.t = self.clock.block(g0, g1)
                 self._block(g0, g1)
             for job in self._writing:
-                job.result()
+                if job is not None:
+                    job.result()
         release_memory()
         for s in self.stats:
             s.flush()
@@ -199,6 +200,7 @@ class BlockRun:
         self._horizon, self._out_frames, self._out_packets = horizon, [], []
         self._wake_search = (np.concatenate([t.ready_last, [t.next_ready_last]]),
                              np.concatenate([t.wake, [t.next_wake, INF]]))
+        later = []
         for f, st in enumerate(self.states):
             lost = st.fwd_loss.lost_many(send)
             ok = ~lost
@@ -211,9 +213,13 @@ class BlockRun:
             late_pkt = ok & (ev > first_rel)
             fate = np.where(lost, send, ev)
             self._frames(f, fr, gi, ok, late_pkt, fate, p_hat, ev, n0, n1)
+            later.append((f, lost, late_pkt, fate, reps))
+        # frames.csv's rows go to their writer before the packets are made: it starts a block early
+        self._write(0, self._out_frames)
+        for f, lost, late_pkt, fate, reps in later:
             made_at = np.minimum(reps.pop("next_arrival"), self._wake_at_or_after(reps["tau"]))
             self._packets(f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps, made_at)
-        self._write(horizon)
+        self._write(1, self._out_packets)
 
     def _wake_at_or_after(self, tau: np.ndarray) -> np.ndarray:
         """The wake of the first group of this block or the next's first whose frames' p-hat lookups
@@ -328,42 +334,46 @@ class BlockRun:
         self._out_packets.append((pend.take(k), key[:k]))
 
 
-    def _write(self, horizon: float) -> None:
+    def _write(self, table: int, out: list) -> None:
+        """Hands table ``table``'s rows of this block (0: frames, 1: packets; ``out`` a (columns, keys)
+        pair a flow) to its writer, in the event engine's order across flows."""
         from simlab.records import FRAME_COLUMNS, PACKET_COLUMNS, FrameRecord
 
         rec, c = self.recorder, self.call
-        frame_names = FRAME_COLUMNS + [k for k, _ in c.info]
-        if rec.frames is None:
-            rec.frames = rec._stream("frames.csv", frame_names, FrameRecord)
-        t_enc, t_ra, t_lm, t_dec = (c.stage_s[s] for s in ("encoder", "controller", "concealer", "decoder"))
-        frame_same = {"t_encoder_s": t_enc, "t_ra_s": t_ra, "t_lm_s": t_lm, "t_decoder_s": t_dec,
-                      "t_coder_s": t_enc + t_dec, "tokens_sent": c.units_sent, "tokens_repeated": c.units_double,
-                      "tokens_concealed": 0, "payload_bits": c.frame_bits + c.side_bits, **dict(c.info)}
-        for job in self._writing:
-            job.result()  # the block before is written (its errors raised here)
-        self._writing = []
-        release_memory()
-        for writer, out, stream, names, same in (
-                (self._writers[0], self._out_frames, rec.frames, frame_names, frame_same),
-                (self._writers[1], self._out_packets, rec.packets, PACKET_COLUMNS, {})):
-            parts = [(f, cols, key) for f, (cols, key) in enumerate(out) if len(key)]
-            if not parts:
-                continue
-            if len(parts) == 1:
-                f, cols, _ = parts[0]
-                flow = np.full(len(parts[0][2]), f, dtype=np.int64)
-            else:
-                order = merge_flows([key for _, _, key in parts])
-                flow = np.concatenate([np.full(len(key), f, dtype=np.int64) for f, _, key in parts])[order]
-                cols = {k: np.concatenate([c[k] for _, c, _ in parts])[order] for k in parts[0][1]}
-            n = len(flow)
-            # constant columns as broadcasts: no copies, and the writers see they are constant
-            cols = {**cols, "flow": flow, **{k: np.broadcast_to(np.array(v), n) for k, v in same.items()}}
-            if "_fwd" in cols:
-                cols["kind"] = pd.Categorical.from_codes(cols["_fwd"].astype(np.int8), KINDS)
-                cols["lost"], cols["late"] = cols["lost"].astype(np.int64), cols["late"].astype(np.int64)
-                cols["dropped"] = np.broadcast_to(np.int64(0), n)
-            self._writing.append(writer.submit(stream.add_block, [cols[k] for k in names]))
+        if table == 0:
+            names = FRAME_COLUMNS + [k for k, _ in c.info]
+            if rec.frames is None:
+                rec.frames = rec._stream("frames.csv", names, FrameRecord)
+            t_enc, t_ra, t_lm, t_dec = (c.stage_s[s] for s in ("encoder", "controller", "concealer", "decoder"))
+            same = {"t_encoder_s": t_enc, "t_ra_s": t_ra, "t_lm_s": t_lm, "t_decoder_s": t_dec,
+                    "t_coder_s": t_enc + t_dec, "tokens_sent": c.units_sent, "tokens_repeated": c.units_double,
+                    "tokens_concealed": 0, "payload_bits": c.frame_bits + c.side_bits, **dict(c.info)}
+            stream = rec.frames
+        else:
+            names, same, stream = PACKET_COLUMNS, {"dropped": 0}, rec.packets
+        job = self._writing[table]
+        if job is not None:
+            job.result()  # the table's block before is written (its errors raised here)
+            self._writing[table] = None
+        if table == 0:
+            release_memory()  # once a block
+        parts = [(f, cols, key) for f, (cols, key) in enumerate(out) if len(key)]
+        if not parts:
+            return
+        if len(parts) == 1:
+            f, cols, key = parts[0]
+            flow = np.broadcast_to(np.int64(f), len(key))
+        else:
+            order = merge_flows([key for _, _, key in parts])
+            flow = np.concatenate([np.full(len(key), f, dtype=np.int64) for f, _, key in parts])[order]
+            cols = {k: np.concatenate([c[k] for _, c, _ in parts])[order] for k in parts[0][1]}
+        n = len(flow)
+        # constant columns as broadcasts: no copies, and the writers see they are constant
+        cols = {**cols, "flow": flow, **{k: np.broadcast_to(np.array(v), n) for k, v in same.items()}}
+        if table == 1:
+            cols["kind"] = pd.Categorical.from_codes(cols["_fwd"].astype(np.int8), KINDS)
+            cols["lost"], cols["late"] = cols["lost"].astype(np.int64), cols["late"].astype(np.int64)
+        self._writing[table] = self._writers[table].submit(stream.add_block, [cols[k] for k in names])
 
 
 KINDS = ["feedback", "media"]  # a packet's kind by _fwd: a categorical column (its text is made once)

@@ -123,13 +123,21 @@ class Clock:
                           ready, release, rx_start, rx_end, n // G, next_wake, next_ready_last, next_release)
 
 
+def block_bounds(groups: int, per_block: int) -> list[tuple[int, int]]:
+    """The call's groups cut into blocks of at most ``per_block``, all about the same size (a short
+    last block would be written while nothing else is left to compute)."""
+    k = max(1, -(-groups // max(1, per_block)))
+    cuts = [groups * i // k for i in range(k + 1)]
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
 def events_coincide(clock: Clock, per_block: int) -> bool:
     """Whether two kinds of event (a group's wake, a separate send, an arrival) ever fall on the same
     instant: SimPy then orders them by when they were scheduled, which the engine does not model
     across flows. Streams the clock (a fresh one) a block at a time."""
     late_send, late_arr = np.zeros(0), np.zeros(0)  # events of earlier blocks at or after this block's start
-    for g0 in range(0, clock.groups, per_block):
-        t = clock.block(g0, min(clock.groups, g0 + per_block))
+    for g0, g1 in block_bounds(clock.groups, per_block):
+        t = clock.block(g0, g1)
         sends = np.concatenate([late_send, t.send[t.send_event]])
         arrs = np.concatenate([late_arr, t.arrive_ev])
         kinds = [t.wake, sends, arrs]
