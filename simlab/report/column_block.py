@@ -315,6 +315,14 @@ def csv_text(columns):
     cells = _cells(columns)
     if cells is None:
         return None
+    mp = memory_pool()
+    last = cells[-1]  # each line's end, on a coded column's distinct cells where it can
+    if isinstance(last, str):
+        cells[-1] = last + "\n"
+    elif isinstance(last, Coded):
+        cells[-1] = Coded(last.codes, pc.binary_join_element_wise(last.text, "\n", "", memory_pool=mp))
+    else:
+        cells[-1] = pc.binary_join_element_wise(last, "\n", "", memory_pool=mp)
     # Each join argument costs ~10 ns a row: runs of constant and coded columns are combined,
     # neighbouring constants are one string.
     parts: list = []
@@ -331,11 +339,6 @@ def csv_text(columns):
         run = []
         if c is not None:
             parts.append(c)
-    mp = memory_pool()
-    if isinstance(parts[-1], str):  # each line's end
-        parts[-1] += "\n"
-    else:
-        parts[-1] = pc.binary_join_element_wise(parts[-1], "\n", "", memory_pool=mp)
     if len(parts) == 1:  # every column constant, or all in one combined run
         lines = _repeat(parts[0], len(columns[0])) if isinstance(parts[0], str) else parts[0]
     else:
