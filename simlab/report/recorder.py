@@ -35,6 +35,9 @@ class MemoryStream:
         self.count += block_len(columns, len(self.columns))
         self.rows.extend(rows(columns))
 
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -177,7 +177,11 @@ class BlockRun:
             for g0, g1 in block_bounds(P, self.per_block):
                 self.t = self.clock.block(g0, g1)
                 self._block(g0, g1)
-            for job in self._writing:
+            # What the streams still buffer (a Parquet row group under way) is encoded on the
+            # writers too, both tables at once, not one after the other when the run closes them.
+            jobs = self._writing + [self._writers[table].submit(stream.flush) for table, stream in
+                                    enumerate((self.recorder.frames, self.recorder.packets)) if stream is not None]
+            for job in jobs:
                 if job is not None:
                     job.result()
         release_memory()
