@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_schema)
 
     b = sub.add_parser("bench", help="benchmarks: print speed and memory numbers")
-    b.add_argument("what", nargs="?", default="network", choices=["network", "actors", "batching", "codecs", "metrics",
-                                                                  "batch", "startup", "all"])
+    b.add_argument("what", nargs="?", default="network", choices=["network", "writers", "actors", "batching", "codecs",
+                                                                  "metrics", "batch", "startup", "all"])
     b.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the benchmark)")
     b.add_argument("--against", choices=["nspy"], help="network: run ns.py's reference topology too, print ratios")
     b.add_argument("--format", default="csv", choices=["csv", "parquet"], help="network: the record format")

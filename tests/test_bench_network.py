@@ -61,3 +61,17 @@ def test_against_nspy_is_skipped_in_one_line_without_nspy(monkeypatch, capsys):
 def test_cli_refuses_network_options_elsewhere(capsys):
     assert main(["bench", "codecs", "--memory"]) != 0
     assert "apply to `simlab bench network` only" in capsys.readouterr().err
+
+
+def test_writers_bench_rows():
+    """`simlab bench writers`: a row per table, both paths timed on a real run's rows, the same bytes."""
+    pytest.importorskip("pyarrow")
+    from simlab.bench.writers import bench_writers
+
+    rows = bench_writers(rows=2000, repeats=1)
+    assert [r["table"] for r in rows] == ["frames", "packets"]
+    frames, packets = rows
+    assert frames["rows"] == 2000 and frames["columns"] == 25 and packets["columns"] == 12
+    assert packets["rows"] > 1000  # a media packet a two frames, reports every 100 ms
+    assert all(r["same_bytes"] for r in rows)
+    assert all(r[k] > 0 for r in rows for k in ("csv_rows_us", "csv_block_us", "parquet_rows_us", "parquet_block_us"))

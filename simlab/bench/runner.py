@@ -20,12 +20,18 @@ def run_bench(what: str, quick: bool = False, network: dict | None = None) -> in
     import os
 
     os.environ.setdefault("NO_TORCH_COMPILE", "1")
-    todo = ["network", "actors", "batching", "codecs", "metrics", "batch", "startup"] if what == "all" else [what]
+    todo = (["network", "writers", "actors", "batching", "codecs", "metrics", "batch", "startup"] if what == "all"
+            else [what])
     for name in todo:
         if name == "network":
             from simlab.bench.network import run_network
 
             run_network(_print, quick=quick, **(network or {}))
+        elif name == "writers":
+            from simlab.bench.writers import bench_writers
+
+            _print("writers: µs per row of a run's tables, row by row (event engine) and as column blocks (block "
+                   "engine), best of 3", bench_writers(rows=20_000 if quick else 100_000))
         elif name == "batching":
             from simlab.bench.batching import bench_batching
 
