@@ -197,11 +197,10 @@ class BlockRun:
         n1 = n0 + len(t.ready)
         gs = np.arange(g0, g1, dtype=np.int64)
         send, arrival, ev = t.send, t.arrival, t.arrive_ev
-        header, payload, bits = c.packet_sizes(gs, t.frames_in)
         first_rel = t.release[t.first_frame - n0]
         gi = t.group - g0
         fr = self._frame_common(n0, n1, gi, send, arrival, ev)
-        self._horizon, self._out_frames, self._out_packets = horizon, [], []
+        self._horizon, self._out_frames, self._out_packets, self._stats_later = horizon, [], [], []
         self._wake_search = (np.concatenate([t.ready_last, [t.next_ready_last]]),
                              np.concatenate([t.wake, [t.next_wake, INF]]))
         later = []
@@ -220,6 +219,9 @@ class BlockRun:
             later.append((f, lost, late_pkt, fate, reps))
         # frames.csv's rows go to their writer before the packets are made: it starts a block early
         self._write(0, self._out_frames)
+        for stats in self._stats_later:
+            stats()
+        header, payload, bits = c.packet_sizes(gs, t.frames_in)
         for f, lost, late_pkt, fate, reps in later:
             made_at = np.minimum(reps.pop("next_arrival"), self._wake_at_or_after(reps["tau"]))
             self._packets(f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps, made_at)
@@ -269,9 +271,12 @@ class BlockRun:
                 "playout_s": fr["playout"], "t_context_s": fr["t_context"], "t_transmit_s": t_transmit,
                 "t_wait_s": t_wait, "latency_s": fr["latency"], "eq22_latency_s": eq22, "p_hat": p_hat,
                 "tokens_received": received, "tokens_lost": lost, "tokens_late": late}
-        timing = np.column_stack([fr["latency"], eq22, fr["t_context"], np.full(m, t_coder), np.full(m, t_ra),
-                                  np.full(m, t_lm), t_transmit, t_wait])
-        self.stats[f].add(timing, [m, S * m, D * m, received.sum(), lost.sum(), late.sum(), 0])
+        def stats() -> None:  # after the block's frames have gone to their writer: off its way
+            timing = np.column_stack([fr["latency"], eq22, fr["t_context"], np.full(m, t_coder), np.full(m, t_ra),
+                                      np.full(m, t_lm), t_transmit, t_wait])
+            self.stats[f].add(timing, [m, S * m, D * m, received.sum(), lost.sum(), late.sum(), 0])
+
+        self._stats_later.append(stats)
         cols["_release"], cols["_fate"] = fr["release"], fate[gi]
         pend = self.frames[f]
         pend.extend(cols)
