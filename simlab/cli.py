@@ -56,10 +56,14 @@ def _check(args) -> int:
 def _bench(args) -> int:
     from simlab.bench import run_bench
 
-    net = {"against": args.against, "fmt": args.format, "memory": args.memory, "engine": args.engine}
+    net = {"against": args.against, "fmt": args.format, "memory": args.memory, "engine": args.engine,
+           "repeat": args.repeat}
     if args.what not in ("network", "all") and (args.against or args.format != "csv" or args.memory
-                                                 or args.engine != "auto"):
-        raise UserError("--against, --format, --memory and --engine apply to `simlab bench network` only")
+                                                 or args.engine != "auto" or args.repeat != 1):
+        raise UserError("--against, --format, --memory, --engine and --repeat apply to `simlab bench network` only")
+    if args.repeat != 1 and not args.against:
+        raise UserError("--repeat: repeats the cases of --against nspy; give --against nspy too")
+    _in_range("--repeat", args.repeat, 1, 50)
     return run_bench(args.what, quick=args.quick, network=net)
 
 
@@ -153,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--memory", action="store_true", help="network: peak memory vs duration and per idle flow")
     b.add_argument("--engine", default="auto", choices=["auto", "event", "block"],
                    help="network: the engine simlab's cases run on (auto: block, where they can)")
+    b.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="network --against nspy: run each case N times (1-50), pair after pair; report medians")
     b.set_defaults(fn=_bench)
 
     k = sub.add_parser("calibrate", help="measure a system's stages on a device; write a latency profile")

@@ -75,3 +75,33 @@ def test_writers_bench_rows():
     assert packets["rows"] > 1000  # a media packet a two frames, reports every 100 ms
     assert all(r["same_bytes"] for r in rows)
     assert all(r[k] > 0 for r in rows for k in ("csv_rows_us", "csv_block_us", "parquet_rows_us", "parquet_block_us"))
+
+
+def test_repeat_reports_medians_of_pairs(monkeypatch):
+    """--repeat N: each case N pairs; packets/s and ratios are medians, with the lowest and highest."""
+    walls = iter([0.10, 0.20, 0.30, 0.25, 0.20, 0.20] * 10)  # simlab, ns.py, simlab, ns.py, ...
+
+    def fake(flows, hours, *a, **k):
+        wall = next(walls)
+        return {"engine": "block", "packets": 100, "packets_per_s": 100 / wall, "cpu_s": wall,
+                "peak_rss_mb": 10.0, "disk_mb": 1.0, "dropped": 0}
+
+    monkeypatch.setattr(network, "simlab_case", fake)
+    monkeypatch.setattr(network, "nspy_case", fake)
+    rows = network.bench_against_nspy(quick=True, repeat=3)
+    first = rows[0]
+    assert first["pairs"] == 3
+    assert first["ratio_min"] == pytest.approx(0.25 / 0.30)  # pairs: 0.20/0.10, 0.25/0.30, 0.20/0.20
+    assert first["ratio"] == pytest.approx(1.0) and first["ratio_max"] == pytest.approx(2.0)
+    assert first["simlab_pkt_per_s"] == pytest.approx(100 / 0.2)
+    assert "pairs" not in network.bench_against_nspy(quick=True, repeat=1)[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "network", "--repeat", "3"], "give --against nspy too"),
+    (["bench", "network", "--against", "nspy", "--repeat", "0"], "--repeat: 0 is not in [1, 50]"),
+    (["bench", "codecs", "--repeat", "2"], "apply to `simlab bench network` only"),
+])
+def test_cli_refuses_bad_repeats(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -135,26 +135,36 @@ def bench_network(quick: bool = False, disk: bool = True, fmt: str = "csv", engi
     return [simlab_case(flows, hours, disk, fmt, engine=engine) for flows, hours in (QUICK if quick else CASES)]
 
 
-def bench_against_nspy(quick: bool = False, fmt: str = "csv", engine: str = "auto") -> list[dict]:
+def bench_against_nspy(quick: bool = False, fmt: str = "csv", engine: str = "auto", repeat: int = 1) -> list[dict]:
     """Each case on both sides, simlab first, ns.py right after it; then the TCP case. ``ratio`` is
     simlab's packets/s over ns.py's (wall time); ``ratio_cpu`` the same in CPU time of each process
-    (steadier on a machine others share)."""
+    (steadier on a machine others share). ``repeat`` > 1 runs each case that many times, pair
+    after pair: packets/s and ratios are then medians, with the lowest and highest pair's ratio
+    (a one-hour call takes a tenth of a second a side: one pair says little)."""
+    import statistics
+
     cases = [(f, h, False) for f, h in (QUICK if quick else CASES)]
     cases.append((1, (TCP_QUICK_S if quick else TCP_S) / 3600, True))
     rows = []
     for flows, hours, tcp in cases:
-        # cross traffic needs the event engine: "block" asks for it where it can run
-        s = simlab_case(flows, hours, True, fmt, tcp, "auto" if tcp and engine == "block" else engine)
-        n = nspy_case(flows, hours, tcp)
-        rows.append({"case": "tcp+speech" if tcp else "reference", "engine": s["engine"], "flows": flows,
-                     "sim_s": hours * 3600,
-                     "simlab_packets": s["packets"], "nspy_packets": n["packets"],
-                     "simlab_pkt_per_s": s["packets_per_s"], "nspy_pkt_per_s": n["packets_per_s"],
-                     "ratio": s["packets_per_s"] / n["packets_per_s"],
-                     "ratio_cpu": (s["packets"] / s["cpu_s"]) / (n["packets"] / n["cpu_s"]),
-                     "simlab_rss_mb": s["peak_rss_mb"], "nspy_rss_mb": n["peak_rss_mb"],
-                     "simlab_disk_mb": s["disk_mb"]}
-                    | {"simlab_dropped": s["dropped"] if tcp else "", "nspy_dropped": n["dropped"] if tcp else ""})
+        pairs = []
+        for _ in range(repeat):
+            # cross traffic needs the event engine: "block" asks for it where it can run
+            s = simlab_case(flows, hours, True, fmt, tcp, "auto" if tcp and engine == "block" else engine)
+            pairs.append((s, nspy_case(flows, hours, tcp)))
+        s, n = pairs[0]
+        ratios = [a["packets_per_s"] / b["packets_per_s"] for a, b in pairs]
+        row = {"case": "tcp+speech" if tcp else "reference", "engine": s["engine"], "flows": flows,
+               "sim_s": hours * 3600, "simlab_packets": s["packets"], "nspy_packets": n["packets"],
+               "simlab_pkt_per_s": statistics.median(a["packets_per_s"] for a, _ in pairs),
+               "nspy_pkt_per_s": statistics.median(b["packets_per_s"] for _, b in pairs),
+               "ratio": statistics.median(ratios),
+               "ratio_cpu": statistics.median((a["packets"] / a["cpu_s"]) / (b["packets"] / b["cpu_s"]) for a, b in pairs)}
+        if repeat > 1:
+            row |= {"pairs": repeat, "ratio_min": min(ratios), "ratio_max": max(ratios)}
+        rows.append(row | {"simlab_rss_mb": max(a["peak_rss_mb"] for a, _ in pairs),
+                           "nspy_rss_mb": max(b["peak_rss_mb"] for _, b in pairs), "simlab_disk_mb": s["disk_mb"],
+                           "simlab_dropped": s["dropped"] if tcp else "", "nspy_dropped": n["dropped"] if tcp else ""})
     return rows
 
 
@@ -183,8 +193,8 @@ def bench_memory(quick: bool = False, fmt: str = "csv", nspy: bool = True, engin
 
 
 def run_network(show, quick: bool = False, against: str | None = None, fmt: str = "csv",
-                memory: bool = False, engine: str = "auto") -> None:
-    """`simlab bench network [--against nspy] [--format csv|parquet] [--memory] [--engine E]`:
+                memory: bool = False, engine: str = "auto", repeat: int = 1) -> None:
+    """`simlab bench network [--against nspy [--repeat N]] [--format csv|parquet] [--memory] [--engine E]`:
     ``show(title, rows)`` prints each table."""
     from simlab.bench.nspy_ref import available
 
@@ -199,7 +209,9 @@ def run_network(show, quick: bool = False, against: str | None = None, fmt: str 
         show(f"network against ns.py: packets/s of each, same topology and simulated time, one process per "
              f"side and case (simlab: every record on disk, {fmt}; tcp+speech: packets that entered the "
              f"{TCP_RATE_BPS / 1e6:g} Mbit/s drop-tail bottleneck, one Reno flow of {TCP_MSS}-byte segments "
-             f"and the speech flow, acks not counted)", bench_against_nspy(quick, fmt, engine))
+             f"and the speech flow, acks not counted"
+             + (f"; medians of {repeat} pairs a case" if repeat > 1 else "") + ")",
+             bench_against_nspy(quick, fmt, engine, repeat))
     if memory:
         show("network memory: peak RSS against simulated duration and per idle flow (records on disk"
              + ("; ns.py skipped: not installed)" if missing else ")"), bench_memory(quick, fmt, not missing, engine))
