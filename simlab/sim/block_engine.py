@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from simlab.packets import HeaderProfile
 from simlab.report.quantiles import StreamStats
@@ -380,6 +379,8 @@ class BlockRun:
         # constant columns as broadcasts: no copies, and the writers see they are constant
         cols = {**cols, "flow": flow, **{k: np.broadcast_to(np.array(v), n) for k, v in same.items()}}
         if table == 1:
+            import pandas as pd  # here, not at import: the event engine's runs need not load it
+
             cols["kind"] = pd.Categorical.from_codes(cols["_fwd"].astype(np.int8), KINDS)
             cols["lost"], cols["late"] = cols["lost"].astype(np.int64), cols["late"].astype(np.int64)
         self._writing[table] = self._writers[table].submit(stream.add_block, [cols[k] for k in names])
