@@ -26,6 +26,11 @@ from simlab.sim.monitor import COMPONENTS, STATS_BLOCK, TOTALS, fold_timing
 # peak memory 235 MB against 201 MB). Many: at least 512 packets a flow (a block's per-flow work,
 # some 60 numpy calls, is then spread thin) up to 128k packets in all, 16 a flow at least.
 ROWS_PER_BLOCK, ROWS_MAX, GROUPS_MIN = 3 << 13, 1 << 17, 512
+# A one-flow call shorter than two blocks is still cut in two (not below 4k packets a block): the
+# second block reuses the memory the first one freed, where one block would touch all of it fresh
+# (a one-hour call: 11k page faults against 18k, which cost 40-230 ms of system time on this
+# machine's first run), and the first block is written while the second is computed.
+HALVES_MIN = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,8 @@ class BlockRun:
         self.fwd_fate = [-INF] * F  # the latest fate among the forward packets written
         self._last_packet_key = [-INF] * F  # the key of the last packet row written
         self.per_block = block_groups(F)
+        if F == 1:
+            self.per_block = min(self.per_block, max(HALVES_MIN, -(-self.clock.groups // 2)))
 
     def run(self) -> list[FlowResult]:
         from concurrent.futures import ThreadPoolExecutor
@@ -222,7 +229,7 @@ class BlockRun:
             stats()
         header, payload, bits = c.packet_sizes(gs, t.frames_in)
         for f, lost, late_pkt, fate, reps in later:
-            made_at = np.minimum(reps.pop("next_arrival"), self._wake_at_or_after(reps["tau"]))
+            made_at = reps.pop("next_arrival")  # or the sender's wake: `_packets` takes it with the waiting ones
             self._packets(f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps, made_at)
         self._write(1, self._out_packets)
 
@@ -327,9 +334,12 @@ class BlockRun:
         is_fwd = p["_fwd"]
         ok = ~lost
         # a report still waiting may be made by one of this block's arrivals or wakes
-        made = np.minimum(first_after(self.t.arrive_ev[ok], p["send_s"], strict=False),
-                          self._wake_at_or_after(p["send_s"]))
-        p["_m"] = np.where(is_fwd, np.nan, np.minimum(p["_m"], made))
+        # a report (this block's or one still waiting) is made by the first of its flow's arrivals or
+        # the sender's wakes at or after its due time (a forward packet's _m stays NaN)
+        rep = np.flatnonzero(~is_fwd)
+        due = p["send_s"][rep]
+        p["_m"][rep] = np.minimum(p["_m"][rep], np.minimum(first_after(self.t.arrive_ev[ok], due, strict=False),
+                                                           self._wake_at_or_after(due)))
         ready = np.maximum.accumulate(np.maximum(np.where(is_fwd, p["_t"], -INF), self.fwd_fate[f]))
         key = np.where(is_fwd, np.maximum(ready, next_value(~is_fwd, p["_m"])),
                        np.maximum(p["_m"], next_value(is_fwd, ready)))
