@@ -24,8 +24,9 @@ def build(spec: SyntheticSpec, ctx):
 def memory(spec: SyntheticSpec) -> tuple[float, float]:
     """Its calls run on the block engine where the scenario allows (`simlab.block_run`): the rows of
     two blocks in flight (one computed, one written; 128k packets at most) and the writers' pyarrow
-    and pandas, ~0.3 GB once (100 flows over 1 h peaked at 385 MB, 330 MB beyond the process);
-    4 kB a call beyond the event engine's estimate (43 kB measured a call, 1,000 against 10,000)."""
+    and pandas, ~0.3 GB once (100 flows over 1 h peaked at 348 MB, 290 MB beyond the process);
+    4 kB a call beyond the event engine's estimate (35 kB measured a call, 1,000 against 10,000;
+    43 kB before the writers took constant columns as broadcasts)."""
     return 0.3e9, 4e3
 
 
