@@ -217,7 +217,7 @@ class Monitor:
 def fold_timing(stats, a: np.ndarray) -> None:
     """Fold a block of frames' times (rows of TIMING_COLUMNS: latency, eq22, the COMPONENTS) into
     ``stats``' ``latency``, ``eq22``, ``component_sums`` and ``component_counts`` (a `Monitor`, or
-    the block engine's `FlowStats`: the same folds give the same floats)."""
+    the block engine's `simlab.sim.block_stats.FlowStats`: the same folds give the same floats)."""
     stats.latency.add_many(a[:, 0])
     stats.eq22.add_many(a[:, 1])
     comp = a[:, 2:]
