@@ -61,6 +61,8 @@ class FrameRecord(NamedTuple):
 
 PACKET_COLUMNS: list[str] = list(PacketRecord._fields)
 FRAME_COLUMNS: list[str] = list(FrameRecord._fields)
+#: Integer columns that count up (a value a row, or nearly): Parquet writes them plain, as times.
+COUNTING_COLUMNS = frozenset({"frame", "seq", "first_frame"})
 
 
 class Recorder(Protocol):
