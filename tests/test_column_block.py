@@ -275,3 +275,25 @@ def test_combined_runs(tmp_path, values):
     only = [few(), rng.integers(0, 4, n), np.broadcast_to(np.array("x"), n)]
     old, new = write_both(tmp_path / "b", lambda p: CsvStream(p, ["a", "b", "c"]), only, rng, mixed=False, cuts=0)
     assert new == old
+
+
+def test_memory_pool_choice(tmp_path, monkeypatch):
+    """jemalloc where pyarrow has it, else the system allocator; Arrow's default when the user set
+    ARROW_DEFAULT_MEMORY_POOL. Blocks write the same bytes from either."""
+    pa = pytest.importorskip("pyarrow")
+
+    def no_jemalloc():
+        raise pa.ArrowNotImplementedError("this build has no jemalloc")
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    monkeypatch.setattr(column_block, "_MEMORY", [])
+    monkeypatch.setattr(column_block.pa, "jemalloc_memory_pool", no_jemalloc)
+    assert column_block.memory_pool().backend_name == "system"
+    rng = np.random.default_rng(6)
+    cols = frame_block(rng, 2000)
+    names = FRAME_COLUMNS + ["mask", "quantizers"]
+    old, new = write_both(tmp_path / "a", lambda p: CsvStream(p, names), cols, rng, mixed=False, cuts=2)
+    assert new == old
+    monkeypatch.setattr(column_block, "_MEMORY", [])
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+    assert column_block.memory_pool().backend_name == pa.default_memory_pool().backend_name

@@ -51,15 +51,14 @@ def memory_pool():
     2-4x slower now and then (a half block of 16k frame rows took 50-95 ms instead of 20) and
     held more (the bench's one-hour call peaked at 242 MB against 174 MB with jemalloc)."""
     if not _MEMORY:
-        pool = None
-        if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-            for make in (pa.jemalloc_memory_pool, pa.system_memory_pool):
-                try:
-                    pool = make()
-                    break
-                except NotImplementedError:  # a build without jemalloc
-                    continue
-        _MEMORY.append(pool or pa.default_memory_pool())
+        if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+            pool = pa.default_memory_pool()
+        else:
+            try:
+                pool = pa.jemalloc_memory_pool()
+            except pa.ArrowNotImplementedError:  # pyarrow built without jemalloc (Windows wheels)
+                pool = pa.system_memory_pool()
+        _MEMORY.append(pool)
     return _MEMORY[0]
 
 
@@ -270,23 +269,18 @@ def _combine(run: list) -> list:
     if len(coded) < 2:
         return [c.cells() if isinstance(c, Coded) else c for c in run]
     mp = memory_pool()
-    key, radix, cut = np.zeros(len(coded[0].codes), np.int64), 1, len(run)
+    key, radix = np.zeros(len(coded[0].codes), np.int64), 1
     for j, c in enumerate(run):
         if isinstance(c, Coded):
-            size = max(1, len(c.text))
-            if radix * size >= 1 << 62:  # the key would overflow: the rest is a run of its own
-                cut = j
-                break
-            key, radix = key * size + c.codes, radix * size
-    if cut < len(run):
-        return _combine(run[:cut]) + _combine(run[cut:])
+            if radix * len(c.text) >= 1 << 62:  # the key would overflow: the rest is a run of its own
+                return _combine(run[:j]) + _combine(run[j:])
+            key, radix = key * len(c.text) + c.codes, radix * len(c.text)
     d = pc.dictionary_encode(pa.array(key), memory_pool=mp)
     rest, pieces = d.dictionary.to_numpy(), []
     for c in reversed(run):  # each distinct key's codes, last column first
         if isinstance(c, Coded):
-            size = max(1, len(c.text))
-            pieces.append(pc.take(c.text, rest % size, memory_pool=mp))
-            rest = rest // size
+            pieces.append(pc.take(c.text, rest % len(c.text), memory_pool=mp))
+            rest = rest // len(c.text)
         else:
             pieces.append(c)
     rows = pc.binary_join_element_wise(*reversed(pieces), ",", memory_pool=mp) if len(pieces) > 1 else pieces[0]

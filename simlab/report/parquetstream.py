@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from simlab.errors import UserError
+from simlab.records import COUNTING_COLUMNS
+from simlab.report import column_block as cb
 from simlab.report.csvstream import RowStream
 
 
@@ -23,6 +25,11 @@ def _pyarrow():
     except ImportError:
         raise UserError("outputs.format: parquet needs pyarrow (pip install 'simlab[parquet]')") from None
     return pa, pq
+
+
+def _texts(values) -> list[str]:
+    """A text column's cells: what a CSV cell holds (``str`` of the value, "" for None)."""
+    return ["" if v is None else str(v) for v in values]
 
 
 class ParquetStream(RowStream):
@@ -38,16 +45,12 @@ class ParquetStream(RowStream):
         arrow = {"int64": pa.int64(), "float64": pa.float64()}
         self._types = [arrow.get(types.get(c, "object"), pa.string()) for c in self.columns]
         self._schema = pa.schema(list(zip(self.columns, self._types)))
-        from simlab.report.column_block import memory_pool
-
-        self._pool = memory_pool()  # the pool blocks are formatted in (see there why not Arrow's default)
+        self._pool = cb.memory_pool()  # the pool blocks are formatted in (see there why not Arrow's default)
         # Dictionaries for text and for integers of few values, not for times or counters: a column
         # of distinct values dictionary-encoded is larger and slower than plain (a 1-hour call's
         # frames: 339 kB in 12 ms, against 420 kB in 16 ms with dictionaries on the counters too and
         # 681 kB in 30 ms on every column; 20 flows, whose times repeat from flow to flow: 2.4 MB in
         # 104 ms, 2.1 MB in 104 ms and 1.6 MB in 147 ms).
-        from simlab.records import COUNTING_COLUMNS
-
         coded = [c for c, t in zip(self.columns, self._types) if t != pa.float64() and c not in COUNTING_COLUMNS]
         self._writer = pq.ParquetWriter(str(self.path), self._schema, compression="zstd", use_dictionary=coded,
                                         memory_pool=self._pool)
@@ -60,7 +63,7 @@ class ParquetStream(RowStream):
         arrays = []
         for values, t in zip(zip(*rows), self._types):
             if t == pa.string():
-                values = ["" if v is None else str(v) for v in values]
+                values = _texts(values)
             arrays.append(pa.array(values, type=t, memory_pool=self._pool))
         return arrays
 
@@ -69,23 +72,19 @@ class ParquetStream(RowStream):
 
     def _column(self, col, t):
         """A block's column as the Arrow array its rows would give (numpy straight through)."""
-        from simlab.report import column_block as cb
-
         pa = self._pa
         if t == pa.string():
             cells = cb.text_cells(col)  # str() of each value, as the rows' cells
             if cells is not None:
                 return cells
-            return pa.array(["" if v is None else str(v) for v in cb.pylist(col)], type=t, memory_pool=self._pool)
+            return pa.array(_texts(cb.pylist(col)), type=t, memory_pool=self._pool)
         if isinstance(col, np.ndarray) and col.dtype == t.to_pandas_dtype():
             return pa.array(col, type=t, memory_pool=self._pool)
         return pa.array(cb.pylist(col), type=t, memory_pool=self._pool)
 
     def add_block(self, columns: Sequence) -> None:
         """The rows buffered by ``add`` first, then the block: the same row groups as row by row."""
-        from simlab.report.column_block import block_len
-
-        n = block_len(columns, len(self.columns))
+        n = cb.block_len(columns, len(self.columns))
         if not n:
             return
         if self._rows:

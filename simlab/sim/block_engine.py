@@ -102,9 +102,6 @@ class _Pending:
         self.cols = {k: v[n:] for k, v in self.cols.items()}
         return out
 
-    def __len__(self) -> int:
-        return len(next(iter(self.cols.values()))) if self.cols else 0
-
 
 class BlockRun:
     """Runs ``call`` for ``states`` (one `FlowState` per flow), handing rows to ``recorder``
@@ -184,8 +181,7 @@ class BlockRun:
             stats()
         header, payload, bits = c.packet_sizes(gs, t.frames_in)
         for f, lost, late_pkt, fate, reps in later:
-            made_at = reps.pop("next_arrival")  # or the sender's wake: `_packets` takes it with the waiting ones
-            self._packets(f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps, made_at)
+            self._packets(f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps)
         self._write(1, self._out_packets)
 
     def _wake_at_or_after(self, tau: np.ndarray) -> np.ndarray:
@@ -232,6 +228,7 @@ class BlockRun:
                 "playout_s": fr["playout"], "t_context_s": fr["t_context"], "t_transmit_s": t_transmit,
                 "t_wait_s": t_wait, "latency_s": fr["latency"], "eq22_latency_s": eq22, "p_hat": p_hat,
                 "tokens_received": received, "tokens_lost": lost, "tokens_late": late}
+
         def stats() -> None:  # after the block's frames have gone to their writer: off its way
             timing = np.column_stack([fr["latency"], eq22, fr["t_context"], np.full(m, t_coder), np.full(m, t_ra),
                                       np.full(m, t_lm), t_transmit, t_wait])
@@ -259,7 +256,7 @@ class BlockRun:
         self.trig_ev[f] = self.trig_ev[f][self.trig_ev[f] > floor]
         self._out_frames.append((rows, key[:k]))
 
-    def _packets(self, f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps, made_at) -> None:
+    def _packets(self, f, gs, send, arrival, header, payload, bits, lost, late_pkt, fate, reps) -> None:
         c, m, r = self.call, len(gs), len(reps["tau"])
         media = self.recorder.media
         media[0] += m
@@ -279,7 +276,9 @@ class BlockRun:
                 "payload_bits": (bits, full(8 * c.report_payload_bytes, r)),
                 "first_frame": (self.t.first_frame, full(-1, r)), "lost": (lost, reps["lost"]),
                 "late": (late_pkt, full(False, r, bool)), "_fwd": (full(True, m, bool), full(False, r, bool)),
-                "_t": (fate, full(np.nan, r, np.float64)), "_m": (full(np.nan, m, np.float64), made_at)}
+                "_t": (fate, full(np.nan, r, np.float64)),
+                # when a report is made: its first arrival after due, or the sender's wake (below)
+                "_m": (full(np.nan, m, np.float64), reps["next_arrival"])}
         pend = self.packets[f]
         old = pend.cols
         p = {k: np.concatenate([old[k], *v] if old else v) for k, v in cols.items()}
@@ -288,7 +287,6 @@ class BlockRun:
         pend.cols = p = {k: v[order] for k, v in p.items()}
         is_fwd = p["_fwd"]
         ok = ~lost
-        # a report still waiting may be made by one of this block's arrivals or wakes
         # a report (this block's or one still waiting) is made by the first of its flow's arrivals or
         # the sender's wakes at or after its due time (a forward packet's _m stays NaN)
         rep = np.flatnonzero(~is_fwd)
@@ -305,7 +303,6 @@ class BlockRun:
             self.fwd_fate[f] = float(ready[k - 1])
             self._last_packet_key[f] = float(key[k - 1])
         self._out_packets.append((pend.take(k), key[:k]))
-
 
     def _write(self, table: int, out: list) -> None:
         """Hands table ``table``'s rows of this block (0: frames, 1: packets; ``out`` a (columns, keys)
